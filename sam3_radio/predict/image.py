@@ -237,8 +237,9 @@ class Sam3ImagePredictor:
         for start in range(0, len(scores), MASK_CHUNK):
             chunk = low_res[start : start + MASK_CHUNK].unsqueeze(1)
             upsampled = F.interpolate(chunk, (height, width), mode="bilinear", align_corners=False)
-            # sigmoid(logit) > 0.5 is logit > 0.
-            masks[start : start + MASK_CHUNK] = (upsampled[:, 0] > 0).cpu().numpy()
+            # Thresholding the probability (not the logit at 0) matches `sam3`'s
+            # processor bit for bit where the sigmoid rounds to exactly 0.5.
+            masks[start : start + MASK_CHUNK] = (upsampled[:, 0].sigmoid() > 0.5).cpu().numpy()
         xyxy = normalized_cxcywh_to_xyxy(boxes, width, height)
         xyxy[:, [0, 2]] = xyxy[:, [0, 2]].clip(0, width)
         xyxy[:, [1, 3]] = xyxy[:, [1, 3]].clip(0, height)
