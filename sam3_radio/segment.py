@@ -35,7 +35,7 @@ class SegmentRequest:
 
 @dataclass
 class ImageResult:
-    """What `segment_images` did with one file."""
+    """Outcome of `segment_images` for one file."""
 
     path: Path
     detections: sv.Detections | None
@@ -101,7 +101,9 @@ def segment_images(
         file_metadata = {**metadata, "prompts": asdict(request)}
         write_coco_json(out_dir / f"{stem}.json", record, detections, file_metadata)
         write_overlay_png(out_dir / f"{stem}.png", draw_overlay(image, detections, banner), file_metadata)
-        results.append(ImageResult(path, detections, time.perf_counter() - start))
+        seconds = time.perf_counter() - start
+        logger.info("%s: %d detections in %.2f s", path.name, len(detections), seconds)
+        results.append(ImageResult(path, detections, seconds))
     return results
 
 

@@ -144,3 +144,10 @@ def test_non_checkpoint_file_is_rejected(tmp_path):
     path.write_text("not a checkpoint")
     with pytest.raises(WeightsUnavailableError, match="failed to read SAM 3 checkpoint"):
         build_sam3_image_model("tiny-pe", weights=path)
+
+
+def test_missing_radio_weights_raise_weights_error(tiny_sam3_checkpoint, tmp_path):
+    with pytest.raises(WeightsUnavailableError, match="C-RADIO weights unavailable.*absent.pth.tar"):
+        build_sam3_image_model(
+            "tiny-radio", weights=tiny_sam3_checkpoint, radio_weights=tmp_path / "absent.pth.tar"
+        )

@@ -121,3 +121,11 @@ def test_numpy_image_input(tiny_pe_model):
     assert predictor.image_size == (40, 30)
     with pytest.raises(ValueError, match=r"uint8 \[H, W, 3\]"):
         predictor.set_image(np.zeros((30, 40), dtype=np.uint8))
+
+
+def test_interactive_runs_under_bf16(tiny_pe_model, shared_data):
+    predictor = Sam3ImagePredictor(tiny_pe_model, dtype="bf16")
+    predictor.set_image(load_image(shared_data / "images" / "groceries.jpg"))
+    detections = predictor.predict_boxes([[300, 150, 650, 500]])
+    assert detections.mask.shape == (1, 534, 800)
+    assert np.isfinite(detections.confidence).all()

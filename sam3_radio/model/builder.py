@@ -69,7 +69,7 @@ BACKBONES = {
 
 @dataclass(frozen=True)
 class BuildInfo:
-    """How a model was built; written into every output's metadata."""
+    """Provenance of a built model, written into every output's metadata."""
 
     backbone: str
     window_size: int | None
@@ -132,7 +132,14 @@ def _build_radio_trunk(
     token: str | None,
     cache_dir: str | None,
 ) -> RadioTrunk:
-    from sam3_radio.radio import RADIO_PRESETS, RadioModel, load_radio
+    from sam3_radio.radio import (
+        RADIO_PRESETS,
+        CheckpointKeyError,
+        CheckpointNotFoundError,
+        RadioModel,
+        UntrustedCheckpointError,
+        load_radio,
+    )
 
     if radio_weights is None:
         radio = RadioModel(
@@ -149,14 +156,17 @@ def _build_radio_trunk(
                     "pass a local RADIO checkpoint path or use weights='random'"
                 )
             source = preset.radio_repo_id
-        radio = load_radio(
-            source,
-            adaptor_names=("sam3",),
-            window_size=window_size,
-            revision=revision,
-            token=token,
-            cache_dir=cache_dir,
-        )
+        try:
+            radio = load_radio(
+                source,
+                adaptor_names=("sam3",),
+                window_size=window_size,
+                revision=revision,
+                token=token,
+                cache_dir=cache_dir,
+            )
+        except (CheckpointNotFoundError, CheckpointKeyError, UntrustedCheckpointError) as error:
+            raise WeightsUnavailableError(f"C-RADIO weights unavailable: {error}") from error
     grid = RADIO_INPUT_SIZE // radio.patch_size
     if grid != TOKEN_GRID:
         raise ValueError(
@@ -240,7 +250,7 @@ def load_sam3_weights(model: Sam3Image, checkpoint_path: Path, skip_trunk: bool)
 
 
 def _check_finite(model: nn.Module) -> None:
-    """Raise if a parameter is not finite or a buffer holds NaN.
+    """Raise if a parameter is not finite or a buffer contains NaN.
 
     Buffers may hold -inf on purpose (the text encoder's causal attention mask).
     """
@@ -249,7 +259,7 @@ def _check_finite(model: nn.Module) -> None:
             raise RuntimeError(f"parameter {name} is not finite after random initialisation")
     for name, buffer in model.named_buffers():
         if buffer.is_floating_point() and torch.isnan(buffer).any():
-            raise RuntimeError(f"buffer {name} holds NaN after random initialisation")
+            raise RuntimeError(f"buffer {name} contains NaN after random initialisation")
 
 
 def build_sam3_image_model(
@@ -271,9 +281,10 @@ def build_sam3_image_model(
     Args:
         backbone: `pe`, `radio-h`, `radio-so400m`, or the test presets
             `tiny-pe` and `tiny-radio` (every SAM 3 part at small width).
-        weights: SAM 3 weights: a local sam3.pt path, 'hf' (download
-            `facebook/sam3`, gated) or 'random' (seeded random weights for
-            smoke runs; everything computed from them is meaningless).
+        weights: SAM 3 weights: a local sam3.pt path, 'hf' to download the
+            gated `facebook/sam3`, or 'random' for seeded random weights.
+            Random weights suit smoke runs only, because their outputs are
+            meaningless.
         radio_weights: C-RADIOv4 weights for RADIO backbones: a local `.pth.tar`
             or Hugging Face folder, or 'hf' (download `nvidia/C-RADIOv4-*`).
             Ignored when `weights` is 'random'.

@@ -1,7 +1,7 @@
 """Build every SAM 3 part except the trunk, from a table of sizes.
 
 The `sam3` 0.1.4 builders hard-code their sizes in private helpers, so this
-module builds the same `sam3` classes from a `Sam3Spec`. `SAM3_FULL` holds the
+module builds the same `sam3` classes from a `Sam3Spec`. `SAM3_FULL` contains the
 values of `sam3.model_builder` exactly: a test checks that a model built from it
 has the same parameter names, shapes and outputs as `build_sam3_image_model`.
 `SAM3_TINY` keeps every part and the 72x72 token grid but few layers and narrow

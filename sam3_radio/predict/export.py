@@ -83,7 +83,7 @@ def write_coco_json(
 ) -> None:
     """Write one image's detections as a COCO-style file.
 
-    The file holds `info` (how the results were made, including whether the
+    The file contains `info` (how the results were made, including whether the
     weights were random), `images`, `categories` and `annotations`. The
     `annotations` list is a valid COCO results list for `COCO.loadRes`.
     """
