@@ -23,7 +23,9 @@ ALL_TEACHERS = ("siglip2-g", "dino_v3", "sam3")
 @pytest.fixture
 def scaled_config(tiny_config):
     """Tiny config with LayerScale, a final norm and a feature normalizer."""
-    return dataclasses.replace(tiny_config, layer_scale=True, final_norm=True, feature_normalizer=True)
+    return dataclasses.replace(
+        tiny_config, layer_scale=True, final_norm=True, feature_normalizer=True
+    )
 
 
 @pytest.fixture
@@ -41,7 +43,9 @@ def scaled_model(scaled_config):
 
 
 def max_difference(first, second) -> dict[str, float]:
-    return {name: (first[name].features - second[name].features).abs().max().item() for name in first}
+    return {
+        name: (first[name].features - second[name].features).abs().max().item() for name in first
+    }
 
 
 TORCHHUB_CASES = {
@@ -77,7 +81,9 @@ def test_torchhub_loaded_config_matches_source(tmp_path, scaled_model):
     path = write_torchhub_checkpoint(scaled_model, tmp_path / "radio.pth.tar", half=False)
     config = load_radio(path, adaptor_names=ALL_TEACHERS).config
     source = scaled_model.config
-    assert dataclasses.replace(config, norm_mean=source.norm_mean, norm_std=source.norm_std) == source
+    assert (
+        dataclasses.replace(config, norm_mean=source.norm_mean, norm_std=source.norm_std) == source
+    )
 
 
 def test_torchhub_conditioner_values_from_file(tmp_path, scaled_model):
@@ -156,7 +162,10 @@ def test_key_error_lists_every_problem(tmp_path, tiny_model):
     message = str(error.value)
     assert "base_model.blocks.0.extra.weight" in message
     assert "_feature_projections.7.fc1.weight" in message
-    assert "base_model.blocks.1.mlp.fc2.bias (model key blocks.1.mlp.fc2.bias): checkpoint [3]" in message
+    assert (
+        "base_model.blocks.1.mlp.fc2.bias (model key blocks.1.mlp.fc2.bias): checkpoint [3]"
+        in message
+    )
     assert "Missing model keys (1): blocks.2.norm2.bias" in message
 
 

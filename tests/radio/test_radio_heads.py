@@ -46,14 +46,18 @@ def mlp_v1_reference(p, x, num_inner):
     h = np.maximum(layer_norm(linear(p, "fc1", x), p["norm.weight"], p["norm.bias"], 1e-5), 0)
     for k in range(num_inner):
         h = linear(p, f"inner.{3 * k}", h)
-        h = np.maximum(layer_norm(h, p[f"inner.{3 * k + 1}.weight"], p[f"inner.{3 * k + 1}.bias"], 1e-5), 0)
+        h = np.maximum(
+            layer_norm(h, p[f"inner.{3 * k + 1}.weight"], p[f"inner.{3 * k + 1}.bias"], 1e-5), 0
+        )
     return linear(p, "fc2", h)
 
 
 def mlp_v2_reference(p, x, num_inner, prefix=""):
     h = linear(p, f"{prefix}fc1", x)
     for k in range(num_inner):
-        norm = layer_norm(h, p[f"{prefix}blocks.{k}.0.weight"], p[f"{prefix}blocks.{k}.0.bias"], 1e-5)
+        norm = layer_norm(
+            h, p[f"{prefix}blocks.{k}.0.weight"], p[f"{prefix}blocks.{k}.0.bias"], 1e-5
+        )
         h = h + linear(p, f"{prefix}blocks.{k}.2", gelu(norm))
     norm = layer_norm(h, p[f"{prefix}final.0.weight"], p[f"{prefix}final.0.bias"], 1e-5)
     return linear(p, f"{prefix}final.2", gelu(norm))
@@ -123,7 +127,16 @@ def test_attn_head_matches_numpy():
     "version, expected_keys",
     [
         ("v1", {"fc1.weight", "norm.weight", "inner.0.weight", "inner.1.weight", "fc2.weight"}),
-        ("v2", {"fc1.weight", "blocks.0.0.weight", "blocks.0.2.weight", "final.0.weight", "final.2.weight"}),
+        (
+            "v2",
+            {
+                "fc1.weight",
+                "blocks.0.0.weight",
+                "blocks.0.2.weight",
+                "final.0.weight",
+                "final.2.weight",
+            },
+        ),
     ],
 )
 def test_head_checkpoint_key_names(version, expected_keys):
@@ -133,7 +146,12 @@ def test_head_checkpoint_key_names(version, expected_keys):
 
 def test_attn_head_checkpoint_key_names():
     keys = set(build_head(HeadConfig("attn", 16, 4, 4)).state_dict())
-    expected = {"blocks.0.ls1.gamma", "blocks.1.attn.qkv.weight", "mlp.fc1.weight", "mlp.final.2.weight"}
+    expected = {
+        "blocks.0.ls1.gamma",
+        "blocks.1.attn.qkv.weight",
+        "mlp.fc1.weight",
+        "mlp.final.2.weight",
+    }
     assert expected <= keys
     assert "blocks.0.attn.qkv.bias" not in keys
 

@@ -1,4 +1,4 @@
-"""Hub sources: short names, downloads, sharded weights and offline errors, with a fake hf_hub_download."""
+"""Hub sources (short names, downloads, sharded weights, offline errors) with a fake downloader."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundE
 from sam3_radio.radio import (
     CheckpointNotFoundError,
     load_radio,
+    loading,
     write_hf_checkpoint,
     write_torchhub_checkpoint,
 )
-from sam3_radio.radio import loading
 
 
 class FakeHub:
@@ -27,16 +27,27 @@ class FakeHub:
         self.calls = []
 
     def __call__(self, repo_id, filename, revision=None, token=None, cache_dir=None):
-        self.calls.append(dict(repo_id=repo_id, filename=filename, revision=revision, token=token, cache_dir=cache_dir))
+        self.calls.append(
+            dict(
+                repo_id=repo_id,
+                filename=filename,
+                revision=revision,
+                token=token,
+                cache_dir=cache_dir,
+            )
+        )
         if filename in self.missing:
-            # A constructed httpx response; nothing is sent.
-            request = httpx.Request("GET", f"https://huggingface.co/{repo_id}/resolve/main/{filename}")
+            # The response object is only constructed, so nothing is sent.
+            request = httpx.Request(
+                "GET", f"https://huggingface.co/{repo_id}/resolve/main/{filename}"
+            )
             response = httpx.Response(404, request=request)
             raise RemoteEntryNotFoundError(f"{filename} not in {repo_id}", response=response)
         path = self.folder / filename
         if not path.exists():
             raise LocalEntryNotFoundError(
-                "Cannot find the requested files in the disk cache and outgoing traffic has been disabled."
+                "Cannot find the requested files in the disk cache and outgoing traffic has "
+                "been disabled."
             )
         return str(path)
 
@@ -56,7 +67,9 @@ def install(monkeypatch, hub):
 
 
 @pytest.mark.parametrize("source", ["c-radio_v4-so400m", "nvidia/C-RADIOv4-SO400M"])
-def test_official_repo_reads_torchhub_file(tmp_path, monkeypatch, tiny_model, source, torchhub_cache):
+def test_official_repo_reads_torchhub_file(
+    tmp_path, monkeypatch, tiny_model, source, torchhub_cache
+):
     write_torchhub_checkpoint(tiny_model, tmp_path / "c-radio_v4-so400m_half.pth.tar")
     hub = install(monkeypatch, FakeHub(tmp_path))
     model = load_radio(source, revision="abc123", token="secret", cache_dir=tmp_path / "cache")
@@ -86,7 +99,9 @@ def test_offline_error_names_file_and_fix(tmp_path, monkeypatch, torchhub_cache)
 
 def test_offline_uses_torchhub_cache(tmp_path, monkeypatch, tiny_model, torchhub_cache):
     (torchhub_cache / "checkpoints").mkdir()
-    write_torchhub_checkpoint(tiny_model, torchhub_cache / "checkpoints" / "c-radio_v4-h_half.pth.tar")
+    write_torchhub_checkpoint(
+        tiny_model, torchhub_cache / "checkpoints" / "c-radio_v4-h_half.pth.tar"
+    )
     install(monkeypatch, FakeHub(tmp_path))
     assert load_radio("c-radio_v4-h").feature_dim("sam3") == 64
 
@@ -110,7 +125,9 @@ def test_other_repo_sharded_safetensors(tmp_path, monkeypatch, tiny_model, torch
 
 def test_other_repo_offline_error(tmp_path, monkeypatch, torchhub_cache):
     install(monkeypatch, FakeHub(tmp_path))
-    with pytest.raises(CheckpointNotFoundError, match="config.json from Hugging Face repo someone/x"):
+    with pytest.raises(
+        CheckpointNotFoundError, match="config.json from Hugging Face repo someone/x"
+    ):
         load_radio("someone/x")
 
 

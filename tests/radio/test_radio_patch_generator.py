@@ -86,7 +86,9 @@ def test_patchify_flattens_channel_row_column():
     images = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).reshape(2, 3, 4, 4)
     patches = patchify(images, 2)
     # Patch (row 1, col 0) of image 1 holds pixels y in 2..3, x in 0..1 of each channel.
-    expected = [images[1, c, 2 + dy, 0 + dx].item() for c in range(3) for dy in range(2) for dx in range(2)]
+    expected = [
+        images[1, c, 2 + dy, 0 + dx].item() for c in range(3) for dy in range(2) for dx in range(2)
+    ]
     assert patches[1, 2].tolist() == expected
 
 

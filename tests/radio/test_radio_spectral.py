@@ -53,13 +53,18 @@ def test_spectral_bake_matches_numpy(version, eps):
     state = {f"{PREFIX}.original": torch.from_numpy(entry["weight"]).float()}
     state.update(as_tensors(entry, f"{PREFIX}.0", version))
     baked = bake_parametrizations(state, eps=eps)
-    expected = baked_reference(entry["weight"], entry["scale"], entry["u"], entry["v"], version, eps)
+    expected = baked_reference(
+        entry["weight"], entry["scale"], entry["u"], entry["v"], version, eps
+    )
     np.testing.assert_allclose(baked["lin.weight"].double().numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_spectral_bake_leaves_only_weight():
     entry = spectral_entry(3, 3, seed=0)
-    state = {f"{PREFIX}.original": torch.from_numpy(entry["weight"]).float(), "lin.bias": torch.zeros(3)}
+    state = {
+        f"{PREFIX}.original": torch.from_numpy(entry["weight"]).float(),
+        "lin.bias": torch.zeros(3),
+    }
     state.update(as_tensors(entry, f"{PREFIX}.0", 2))
     assert sorted(bake_parametrizations(state)) == ["lin.bias", "lin.weight"]
 
@@ -69,7 +74,9 @@ def test_spectral_qkv_chunks_baked_separately():
     weight = np.concatenate([c["weight"] for c in chunks])
     state = {"attn.qkv.parametrizations.weight.original": torch.from_numpy(weight).float()}
     for index in (0, 1):  # the value chunk has no entry, as with renorm_values=False
-        state.update(as_tensors(chunks[index], f"attn.qkv.parametrizations.weight.0.parts.{index}", 2))
+        state.update(
+            as_tensors(chunks[index], f"attn.qkv.parametrizations.weight.0.parts.{index}", 2)
+        )
     baked = bake_parametrizations(state)["attn.qkv.weight"].double().numpy()
     for index in (0, 1):
         c = chunks[index]

@@ -44,7 +44,9 @@ def saved_folder(reference_model, tmp_path_factory):
 
 
 def compare(ours, reference, height, width):
-    images = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(height + width))
+    images = torch.rand(
+        2, 3, height, width, generator=torch.Generator().manual_seed(height + width)
+    )
     with torch.no_grad():
         expected = reference(pixel_values=images)
         actual = ours(images)["backbone"]
@@ -80,4 +82,3 @@ def test_native_writer_loads_in_transformers(tmp_path, tiny_model, height, width
     reference = transformers_radio.RadioModel.from_pretrained(folder).eval()
     actual, expected = compare(tiny_model, reference, height, width)
     torch.testing.assert_close(actual.features, expected.features, rtol=1e-5, atol=1e-5)
-

@@ -81,7 +81,9 @@ def test_windowed_blocks_match_reference(tiny_model, rows, cols, window):
     global_blocks = (1, 3, 5, 7)
     with torch.no_grad():
         actual = run_blocks(blocks, tokens, num_prefix, (rows, cols), window, global_blocks)
-        expected = run_blocks_reference(blocks, tokens, num_prefix, rows, cols, window, global_blocks)
+        expected = run_blocks_reference(
+            blocks, tokens, num_prefix, rows, cols, window, global_blocks
+        )
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
 
 
