@@ -54,18 +54,13 @@ def _run_prompts(predictor: Sam3ImagePredictor, request: SegmentRequest) -> sv.D
             negative_boxes=request.negative_boxes,
             threshold=request.threshold,
         )
-    per_text = [
-        predictor.predict(
-            text=text,
-            boxes=request.boxes,
-            negative_boxes=request.negative_boxes,
-            threshold=request.threshold,
-        )
-        for text in request.texts
-    ]
+    per_text = predictor.predict_texts(
+        request.texts,
+        boxes=request.boxes,
+        negative_boxes=request.negative_boxes,
+        threshold=request.threshold,
+    )
     merged = sv.Detections.merge(per_text)
-    names = sorted(set(request.texts), key=request.texts.index)
-    merged.class_id = [names.index(str(name)) for name in merged.data.get("class_name", [])]
     return merged
 
 

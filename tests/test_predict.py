@@ -129,3 +129,25 @@ def test_interactive_runs_under_bf16(tiny_pe_model, shared_data):
     detections = predictor.predict_boxes([[300, 150, 650, 500]])
     assert detections.mask.shape == (1, 534, 800)
     assert np.isfinite(detections.confidence).all()
+
+
+def test_predict_texts_equals_one_at_a_time(truck_predictor):
+    texts = ["truck", "wheel", "sky", "person"]
+    batched = truck_predictor.predict_texts(texts, boxes=[[100, 300, 900, 1100]])
+    for index, text in enumerate(texts):
+        single = truck_predictor.predict(text=text, boxes=[[100, 300, 900, 1100]])
+        assert len(batched[index]) == len(single), text
+        np.testing.assert_allclose(batched[index].confidence, single.confidence, atol=1e-5)
+        np.testing.assert_allclose(batched[index].xyxy, single.xyxy, atol=1e-2)
+        assert (batched[index].mask != single.mask).mean() < 1e-4
+        assert set(batched[index].class_id) <= {index}
+
+
+def test_predict_texts_rejects_string(truck_predictor):
+    with pytest.raises(TypeError, match="list of strings"):
+        truck_predictor.predict_texts("truck")
+
+
+def test_predict_texts_rejects_empty_list(truck_predictor):
+    with pytest.raises(ValueError, match="texts is empty"):
+        truck_predictor.predict_texts([])

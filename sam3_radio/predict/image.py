@@ -141,18 +141,46 @@ class Sam3ImagePredictor:
             Detections with xyxy pixel boxes, bool masks [N, H, W] at the
             original size, confidence, class_id 0 and data["class_name"].
         """
-        text = _check_text(text)
+        if text is None:
+            width, height = self.image_size
+            if len(validate_boxes_xyxy(boxes, width, height)) == 0:
+                raise ValueError("no prompt: pass a text prompt and/or at least one positive box")
+        texts = [VISUAL_PROMPT_TEXT if text is None else text]
+        return self.predict_texts(
+            texts, boxes=boxes, negative_boxes=negative_boxes, threshold=threshold
+        )[0]
+
+    def predict_texts(
+        self,
+        texts: Sequence[str],
+        boxes: Sequence[Sequence[float]] | np.ndarray | None = None,
+        negative_boxes: Sequence[Sequence[float]] | np.ndarray | None = None,
+        threshold: float | None = None,
+    ) -> list[sv.Detections]:
+        """Run several noun phrases on the current image as one decoder batch.
+
+        The image is encoded once by `set_image`. Each text becomes one query
+        of the batch, with the same example boxes, so N prompts cost one
+        fusion-encoder and decoder pass of batch N instead of N passes.
+
+        Returns:
+            One `Detections` per text, in order, each with class_id equal to
+            the text's index and data["class_name"] equal to the text.
+        """
+        if isinstance(texts, str):
+            raise TypeError("texts must be a list of strings; use predict(text=...) for one")
+        texts = [_check_text(text) for text in texts]
+        if not texts:
+            raise ValueError("texts is empty: pass at least one noun phrase")
         width, height = self.image_size
         positives = validate_boxes_xyxy(boxes, width, height)
         negatives = validate_boxes_xyxy(negative_boxes, width, height)
-        if text is None and len(positives) == 0:
-            raise ValueError(
-                "no prompt: pass a text prompt and/or at least one positive box"
-            )
         threshold = self.threshold if threshold is None else _check_threshold(threshold)
         with inference_context(self.device, self.dtype):
-            outputs = self._forward_grounding(text, positives, negatives)
-        return self._to_detections(outputs, threshold, text or VISUAL_PROMPT_TEXT)
+            outputs = self._forward_grounding(texts, positives, negatives)
+        return [
+            self._to_detections(outputs, index, threshold, text) for index, text in enumerate(texts)
+        ]
 
     def predict_boxes(self, boxes: Sequence[Sequence[float]] | np.ndarray) -> sv.Detections:
         """Segment one object per box with the interactive predictor.
@@ -191,24 +219,24 @@ class Sam3ImagePredictor:
             data={"class_name": np.array(["box"] * len(boxes))},
         )
 
-    def _forward_grounding(self, text: str | None, positives: np.ndarray, negatives: np.ndarray):
+    def _forward_grounding(self, texts: list[str], positives: np.ndarray, negatives: np.ndarray):
         width, height = self.image_size
+        num_queries = len(texts)
         backbone_out = dict(self._backbone_out)
-        backbone_out.update(
-            self.model.backbone.forward_text([text or VISUAL_PROMPT_TEXT], device=self.device)
-        )
-        prompt = self.model._get_dummy_prompt()
+        backbone_out.update(self.model.backbone.forward_text(texts, device=self.device))
+        prompt = self.model._get_dummy_prompt(num_prompts=num_queries)
         all_boxes = np.concatenate([positives, negatives])
         if len(all_boxes):
             normalized = xyxy_to_normalized_cxcywh(all_boxes, width, height)
-            box_tensor = torch.from_numpy(normalized).to(self.device).view(-1, 1, 4)
+            box_tensor = torch.from_numpy(normalized).to(self.device)
+            box_tensor = box_tensor.view(-1, 1, 4).expand(-1, num_queries, 4).contiguous()
             labels = torch.tensor(
                 [True] * len(positives) + [False] * len(negatives), device=self.device
-            ).view(-1, 1)
-            prompt.append_boxes(box_tensor, labels)
+            )
+            prompt.append_boxes(box_tensor, labels.view(-1, 1).expand(-1, num_queries).contiguous())
         find_stage = FindStage(
-            img_ids=torch.tensor([0], device=self.device, dtype=torch.long),
-            text_ids=torch.tensor([0], device=self.device, dtype=torch.long),
+            img_ids=torch.zeros(num_queries, device=self.device, dtype=torch.long),
+            text_ids=torch.arange(num_queries, device=self.device, dtype=torch.long),
             input_boxes=None,
             input_boxes_mask=None,
             input_boxes_label=None,
@@ -222,17 +250,19 @@ class Sam3ImagePredictor:
             find_target=None,
         )
 
-    def _to_detections(self, outputs: dict, threshold: float, class_name: str) -> sv.Detections:
+    def _to_detections(
+        self, outputs: dict, query: int, threshold: float, class_name: str
+    ) -> sv.Detections:
         width, height = self.image_size
-        probs = outputs["pred_logits"].float().sigmoid()
-        presence = outputs["presence_logit_dec"].float().sigmoid().unsqueeze(1)
-        scores = (probs * presence).squeeze(-1)[0]
+        probs = outputs["pred_logits"][query].float().sigmoid()
+        presence = outputs["presence_logit_dec"][query].float().sigmoid()
+        scores = (probs * presence).squeeze(-1)
         keep = scores > threshold
         scores = scores[keep]
         order = torch.argsort(scores, descending=True)
         scores = scores[order]
-        boxes = outputs["pred_boxes"][0][keep][order].float().cpu().numpy()
-        low_res = outputs["pred_masks"][0][keep][order].float()
+        boxes = outputs["pred_boxes"][query][keep][order].float().cpu().numpy()
+        low_res = outputs["pred_masks"][query][keep][order].float()
         masks = np.zeros((len(scores), height, width), dtype=bool)
         for start in range(0, len(scores), MASK_CHUNK):
             chunk = low_res[start : start + MASK_CHUNK].unsqueeze(1)
@@ -247,7 +277,7 @@ class Sam3ImagePredictor:
             xyxy=xyxy,
             mask=masks,
             confidence=scores.cpu().numpy().astype(np.float32),
-            class_id=np.zeros(len(scores), dtype=int),
+            class_id=np.full(len(scores), query, dtype=int),
             data={"class_name": np.array([class_name] * len(scores))},
         )
 
