@@ -11,10 +11,9 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any
-
 from PIL import Image
+
+from sam3_radio.predict.image import EncodedImage
 
 logger = logging.getLogger(__name__)
 
@@ -25,14 +24,6 @@ def image_digest(image: Image.Image) -> str:
     digest.update(f"{image.mode} {image.size[0]}x{image.size[1]}".encode())
     digest.update(image.tobytes())
     return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class EncodedImage:
-    """Image features from the predictor's `set_image`, and the image size (width, height)."""
-
-    features: dict[str, Any]
-    image_size: tuple[int, int]
 
 
 class FeatureCache:

@@ -110,17 +110,14 @@ class BackboneRunner:
         entry = self.cache.get(key)
         predictor = self.predictor
         if entry is not None:
-            # NOTE: Sam3ImagePredictor has no public way to reuse features it
-            # encoded earlier, so the cache swaps them into its private fields.
-            predictor._backbone_out = entry.features
-            predictor._image_size = entry.image_size
+            predictor.restore_encoded_image(entry)
             return True, 0.0
 
         start = time.perf_counter()
         predictor.set_image(image)
         _synchronize(predictor.device)
         seconds = time.perf_counter() - start
-        self.cache.put(key, EncodedImage(predictor._backbone_out, predictor._image_size))
+        self.cache.put(key, predictor.encoded_image())
         return False, seconds
 
     def run(

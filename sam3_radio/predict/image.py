@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import supervision as sv
@@ -61,6 +63,14 @@ def _check_text(text: str | None) -> str | None:
             "or prompt with boxes only"
         )
     return text.strip()
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """Features of one image from `set_image`, and its size (width, height) in pixels."""
+
+    features: dict[str, Any]
+    image_size: tuple[int, int]
 
 
 class Sam3ImagePredictor:
@@ -121,6 +131,18 @@ class Sam3ImagePredictor:
                 fpn[1] = decoder.conv_s1(fpn[1])
         self._backbone_out = backbone_out
         self._image_size = (width, height)
+
+    def encoded_image(self) -> EncodedImage:
+        """Return the current image's features, to cache and restore later."""
+        return EncodedImage(self._backbone_out, self.image_size)
+
+    def restore_encoded_image(self, encoded: EncodedImage) -> None:
+        """Make `encoded` the current image without running the encoder again.
+
+        The features must come from this predictor's model.
+        """
+        self._backbone_out = encoded.features
+        self._image_size = encoded.image_size
 
     def predict(
         self,
