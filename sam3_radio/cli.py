@@ -8,8 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+from sam3_radio.annotate.command import add_annotate_parser, run_annotate
+from sam3_radio.demo.command import add_demo_parser, run_demo
+from sam3_radio.evaluate.command import add_eval_parser, run_eval
 from sam3_radio.model.builder import BACKBONES, WeightsUnavailableError
 from sam3_radio.predict.boxes import parse_box
+from sam3_radio.track import add_track_parser, run_track
 
 logger = logging.getLogger("sam3_radio")
 
@@ -103,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     segment.add_argument("--out", type=Path, default=Path("outputs/segment"), help="output folder")
     add_model_arguments(segment)
+    add_track_parser(commands)
+    add_eval_parser(commands)
+    add_annotate_parser(commands)
+    add_demo_parser(commands)
     return parser
 
 
@@ -163,17 +171,23 @@ def run_segment(args: argparse.Namespace) -> int:
     return 0 if written == len(results) else 1
 
 
-COMMANDS = {"segment": run_segment}
+COMMANDS = {
+    "segment": run_segment,
+    "track": run_track,
+    "eval": run_eval,
+    "annotate": run_annotate,
+    "demo": run_demo,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
+    level = logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A dependency may have configured the root logger on import, which makes
+    # basicConfig a no-op, so set the level explicitly.
+    logging.getLogger().setLevel(level)
     try:
         return COMMANDS[args.command](args)
     except WeightsUnavailableError as error:

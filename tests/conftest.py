@@ -39,3 +39,20 @@ def tiny_radio_checkpoint(tmp_path_factory):
 
     path = tmp_path_factory.mktemp("radio") / "tiny_half.pth.tar"
     return write_torchhub_checkpoint(RADIO_PRESETS["tiny"], path, seed=5)
+
+
+@pytest.fixture(scope="session")
+def sample_video_mp4(tmp_path_factory, shared_data) -> Path:
+    """The 48 frames of video-0001 encoded as an mp4 (OpenCV mp4v, 24 fps)."""
+    import cv2
+
+    frames = sorted((shared_data / "video-0001").glob("*.jpg"))
+    first = cv2.imread(str(frames[0]))
+    path = tmp_path_factory.mktemp("video") / "video-0001.mp4"
+    writer = cv2.VideoWriter(
+        str(path), cv2.VideoWriter_fourcc(*"mp4v"), 24.0, (first.shape[1], first.shape[0])
+    )
+    for frame in frames:
+        writer.write(cv2.imread(str(frame)))
+    writer.release()
+    return path

@@ -10,6 +10,21 @@ nothing, so the same code runs unchanged on a GPU.
 
 `inference_context(device, dtype)` combines the redirect with autocast and
 inference mode. Every call into a `sam3` model in this package goes through it.
+
+The video detector and tracker also cast three tensors to bfloat16 on the
+assumption that a CUDA bf16 autocast is always active: the tracker neck
+features (`Sam3ImageOnVideoMultiGPU`) and the stored memory features
+(`Sam3TrackerPredictor`, twice). Without autocast, the float32 layers that
+read them raise a dtype error. `inference_context(..., keep_float32=True)`
+turns `Tensor.to(torch.bfloat16)` into a no-op so that an fp32 run stays in
+fp32. Unlike the CUDA redirect it applies on every device, because the casts
+break fp32 runs on a GPU too.
+
+One CPU fallback of `sam3` fails on empty input: the scikit-image connected
+components (`sam3.perflib.connected_components.connected_components_cpu`)
+call `torch.stack` on an empty list when a frame has no masks, which happens
+on every frame without detections. `install_cpu_fixes()` wraps it to return
+empty results for an empty batch. CUDA tensors never reach that function.
 """
 
 from __future__ import annotations
@@ -58,6 +73,28 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return SUPPORTED_DTYPES[dtype]
 
 
+_CPU_FIXES_INSTALLED = False
+
+
+def install_cpu_fixes() -> None:
+    """Wrap the `sam3` CPU fallbacks that fail on empty input (idempotent)."""
+    global _CPU_FIXES_INSTALLED
+    if _CPU_FIXES_INSTALLED:
+        return
+    from sam3.perflib import connected_components as module
+
+    original = module.connected_components_cpu
+
+    def connected_components_cpu(input_tensor: torch.Tensor):
+        if input_tensor.shape[0] == 0:
+            empty = torch.zeros(input_tensor.shape, dtype=torch.int64, device=input_tensor.device)
+            return empty, empty.clone()
+        return original(input_tensor)
+
+    module.connected_components_cpu = connected_components_cpu
+    _CPU_FIXES_INSTALLED = True
+
+
 def _is_cuda(device: object) -> bool:
     if isinstance(device, torch.device):
         return device.type == "cuda"
@@ -67,14 +104,23 @@ def _is_cuda(device: object) -> bool:
 
 
 class _CudaRedirect(TorchFunctionMode):
-    """Torch function mode that sends CUDA-only calls to `target` instead."""
+    """Torch function mode that sends CUDA-only calls to `target` instead.
 
-    def __init__(self, target: torch.device):
+    With `target` None it leaves devices alone. With `keep_float32` it also
+    skips `Tensor.to(torch.bfloat16)` casts (see the module docstring).
+    """
+
+    def __init__(self, target: torch.device | None, keep_float32: bool = False):
         super().__init__()
         self.target = target
+        self.keep_float32 = keep_float32
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
+        if self.keep_float32 and func is torch.Tensor.to and _is_bf16_cast(args, kwargs):
+            return args[0]
+        if self.target is None:
+            return func(*args, **kwargs)
         if func is torch.Tensor.pin_memory:
             return args[0]
         if func is torch.Tensor.cuda:
@@ -84,6 +130,13 @@ class _CudaRedirect(TorchFunctionMode):
         if func is torch.Tensor.to and len(args) > 1 and _is_cuda(args[1]):
             args = (args[0], self.target, *args[2:])
         return func(*args, **kwargs)
+
+
+def _is_bf16_cast(args: tuple, kwargs: dict) -> bool:
+    """Return True for `tensor.to(torch.bfloat16)` and `tensor.to(dtype=torch.bfloat16)`."""
+    if len(args) == 2 and not kwargs:
+        return args[1] is torch.bfloat16
+    return len(args) == 1 and kwargs == {"dtype": torch.bfloat16}
 
 
 @contextlib.contextmanager
@@ -102,19 +155,31 @@ def redirect_cuda(device: str | torch.device) -> Iterator[None]:
 
 @contextlib.contextmanager
 def inference_context(
-    device: str | torch.device, dtype: torch.dtype = torch.float32
+    device: str | torch.device,
+    dtype: torch.dtype = torch.float32,
+    keep_float32: bool = False,
 ) -> Iterator[None]:
     """Enter inference mode, the CUDA redirect and, for bf16, autocast on `device`.
 
     The autocast is entered here, per call and per thread, because the `sam3`
     tracker constructor enters a bf16 CUDA autocast only in the thread that
     builds it, which leaves worker threads without it.
+
+    With `keep_float32` and an fp32 `dtype`, the `sam3` video code's bfloat16
+    casts are skipped on any device (see the module docstring).
     """
     target = torch.device(device)
+    install_cpu_fixes()
     autocast = torch.autocast(
         device_type=target.type,
         dtype=torch.bfloat16,
         enabled=dtype == torch.bfloat16,
     )
-    with torch.inference_mode(), redirect_cuda(target), autocast:
+    keep = keep_float32 and dtype == torch.float32
+    redirect = None if target.type == "cuda" else target
+    if redirect is None and not keep:
+        mode = contextlib.nullcontext()
+    else:
+        mode = _CudaRedirect(redirect, keep_float32=keep)
+    with torch.inference_mode(), mode, autocast:
         yield

@@ -1,8 +1,9 @@
 """Box formats. The public API takes pixel xyxy boxes; SAM 3 wants other forms.
 
 - Image concept prompts: normalised cxcywh (`Sam3Image` geometry encoder).
-- Video concept prompts: normalised xywh.
+- Video concept prompts: normalised xywh; video results: normalised xywh.
 - Interactive (SAM 1-style) predictor: pixel xyxy.
+- Video tracker prompts: normalised xy points, a box as its two corners.
 This module owns every conversion between them.
 """
 
@@ -91,3 +92,17 @@ def xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
     """Convert pixel xyxy [N, 4] to pixel xywh [N, 4] (COCO's box format)."""
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+
+
+def normalized_xywh_to_xyxy(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Convert normalised xywh [N, 4] (top-left corner, size) to pixel xyxy [N, 4]."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    x0, y0, w, h = boxes.T
+    xyxy = np.stack([x0, y0, x0 + w, y0 + h], axis=1)
+    return xyxy * np.array([width, height, width, height], dtype=np.float32)
+
+
+def xy_to_normalized(points: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Convert pixel xy points [N, 2] to normalised xy [N, 2] in [0, 1]."""
+    points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+    return points / np.array([width, height], dtype=np.float32)

@@ -1,0 +1,20 @@
+"""Evaluate SAM 3 with a chosen trunk on the veval task (see configs/eval/veval.yaml).
+
+    python eval/veval.py model=radio_h data.KEY=VALUE ...
+    python eval/veval.py -m model=pe,radio_h,radio_so400m ...        # one run per backbone
+    torchrun --nproc-per-node 8 eval/veval.py model=pe ...          # sharded over 8 GPUs
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from sam3_radio.evaluate import CONFIG_DIR, evaluate
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="veval")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Evaluation metrics: COCO AP, SA-Co/Gold cgF1, SA-Co/VEval and J&F."""
