@@ -78,3 +78,36 @@ def test_resolve_dtype_names():
     assert resolve_dtype("fp32") is torch.float32
     with pytest.raises(ValueError, match="unsupported dtype 'fp8'"):
         resolve_dtype("fp8")
+
+
+def test_connected_components_match_sam3_loop():
+    from sam3.perflib.connected_components import connected_components_cpu_single
+
+    from sam3_radio.model.device import connected_components_cpu
+
+    generator = torch.Generator().manual_seed(0)
+    masks = torch.rand(3, 1, 48, 64, generator=generator) > 0.5
+    labels, areas = connected_components_cpu(masks)
+    assert labels.shape == areas.shape == masks.shape
+    for index in range(len(masks)):
+        expected_labels, expected_areas = connected_components_cpu_single(masks[index, 0])
+        assert torch.equal(labels[index, 0], expected_labels)
+        assert torch.equal(areas[index, 0], expected_areas)
+        assert areas.dtype == expected_areas.dtype
+
+
+def test_connected_components_accept_empty_batch():
+    from sam3_radio.model.device import connected_components_cpu
+
+    labels, areas = connected_components_cpu(torch.zeros(0, 1, 8, 8, dtype=torch.bool))
+    assert labels.shape == areas.shape == (0, 1, 8, 8)
+
+
+def test_inference_context_installs_connected_components():
+    from sam3.perflib import connected_components as module
+
+    from sam3_radio.model.device import connected_components_cpu
+
+    with inference_context("cpu"):
+        pass
+    assert module.connected_components_cpu is connected_components_cpu

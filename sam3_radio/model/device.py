@@ -20,11 +20,17 @@ turns `Tensor.to(torch.bfloat16)` into a no-op so that an fp32 run stays in
 fp32. Unlike the CUDA redirect it applies on every device, because the casts
 break fp32 runs on a GPU too.
 
-One CPU fallback of `sam3` fails on empty input: the scikit-image connected
-components (`sam3.perflib.connected_components.connected_components_cpu`)
-call `torch.stack` on an empty list when a frame has no masks, which happens
-on every frame without detections. `install_cpu_fixes()` wraps it to return
-empty results for an empty batch. CUDA tensors never reach that function.
+The CPU fallback of `sam3`'s connected components
+(`sam3.perflib.connected_components.connected_components_cpu`) has two
+problems. It calls `torch.stack` on an empty list when a frame has no masks,
+which happens on every video frame without detections. And it sums one
+boolean image per component in a Python loop, which takes seconds per mask
+when a mask has thousands of components, as random-weight masks do; it ran
+for 17 % of a tiny-model video frame. `install_cpu_fixes()` replaces it with
+`connected_components_cpu`, which labels with scikit-image as `sam3` does and
+counts every label with one `bincount`: the labels and areas are identical
+(tests/test_device.py checks it against `sam3`'s routine). CUDA tensors
+never reach that function.
 """
 
 from __future__ import annotations
@@ -76,20 +82,43 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 _CPU_FIXES_INSTALLED = False
 
 
+def connected_components_cpu(masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Label 8-connected components of each mask and give each pixel its component's area.
+
+    Args:
+        masks: [B, H, W] or [B, 1, H, W]; nonzero values are foreground.
+
+    Returns:
+        (labels, areas), shaped like `masks`, in scikit-image's label dtype as
+        in `sam3`: labels number the components of each mask from 1
+        (background 0), areas hold the pixel count of the pixel's component
+        (background 0).
+    """
+    from skimage.measure import label
+
+    shape = masks.shape
+    planes = masks.reshape(-1, *shape[-2:]).cpu().numpy()
+    if len(planes) == 0:
+        empty = torch.zeros(shape, dtype=torch.int64, device=masks.device)
+        return empty, empty.clone()
+    labels, areas = [], []
+    for plane in planes:
+        plane_labels, count = label(plane, return_num=True)
+        plane_labels = torch.from_numpy(plane_labels)
+        counts = torch.bincount(plane_labels.flatten().long(), minlength=count + 1)
+        counts[0] = 0
+        labels.append(plane_labels)
+        areas.append(counts[plane_labels.long()].to(plane_labels.dtype))
+    labels = torch.stack(labels).view(shape).to(masks.device)
+    return labels, torch.stack(areas).view(shape).to(masks.device)
+
+
 def install_cpu_fixes() -> None:
-    """Wrap the `sam3` CPU fallbacks that fail on empty input (idempotent)."""
+    """Put `connected_components_cpu` in place of `sam3`'s CPU routine (idempotent)."""
     global _CPU_FIXES_INSTALLED
     if _CPU_FIXES_INSTALLED:
         return
     from sam3.perflib import connected_components as module
-
-    original = module.connected_components_cpu
-
-    def connected_components_cpu(input_tensor: torch.Tensor):
-        if input_tensor.shape[0] == 0:
-            empty = torch.zeros(input_tensor.shape, dtype=torch.int64, device=input_tensor.device)
-            return empty, empty.clone()
-        return original(input_tensor)
 
     module.connected_components_cpu = connected_components_cpu
     _CPU_FIXES_INSTALLED = True

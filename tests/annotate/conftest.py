@@ -7,8 +7,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import fast_components  # noqa: E402
-
 from sam3_radio.annotate.config import compose_config, settings_from_config  # noqa: E402
 from sam3_radio.annotate.pipeline import run_annotation  # noqa: E402
 
@@ -21,11 +19,6 @@ SAMPLE_BOXES = {
     "test_image.jpg": (1280, 720, [(2, (200, 150, 600, 650))]),
 }
 CATEGORIES = [{"id": 1, "name": "truck"}, {"id": 2, "name": "window"}, {"id": 3, "name": "fruit"}]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def fast_connected_components():
-    fast_components.install()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from conftest import TINY_MODEL
 
-RUN_CLI = Path(__file__).parent / "run_cli.py"
 # Model building alone takes tens of seconds on a loaded 2-core CPU.
 START_TIMEOUT_S = 400
 
@@ -30,7 +29,8 @@ def test_kill_and_resume_matches_uninterrupted_run(coco_run, tmp_path):
     out = tmp_path / "out"
     command = [
         sys.executable,
-        str(RUN_CLI),
+        "-m",
+        "sam3_radio.cli",
         "annotate",
         *TINY_MODEL,
         f"input.annotations={coco_run.boxes_path}",

@@ -13,7 +13,6 @@ from conftest import (
     write_voc_files,
     write_yolo_labels,
 )
-from fast_components import connected_components_cpu_single, sam3_loop_version
 from sam3_radio.annotate.coco_reader import AnnotationFileError, read_coco
 from sam3_radio.annotate.config import AnnotateConfigError
 from sam3_radio.annotate.journal import Journal, JournalMismatchError
@@ -23,18 +22,6 @@ from sam3_radio.annotate.yolo_reader import read_yolo
 
 def reasons(dataset) -> dict[str, str]:
     return {item.item: item.reason for item in dataset.skipped}
-
-
-def test_fast_components_match_sam3():
-    sam3_version = sam3_loop_version()
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(3):
-        values = torch.rand(48, 64, generator=generator) > 0.5
-        labels, areas = connected_components_cpu_single(values)
-        expected_labels, expected_areas = sam3_version(values)
-        assert torch.equal(labels, expected_labels)
-        assert torch.equal(areas, expected_areas)
-        assert areas.dtype == expected_areas.dtype
 
 
 def test_coco_reader_keeps_valid_boxes(tmp_path, shared_data):
