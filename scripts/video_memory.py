@@ -82,7 +82,11 @@ def measure(args: argparse.Namespace) -> dict:
         write_synthetic_video(args.source, Path(folder), args.measure_frames, args.width)
         tracker.set_video(folder)
         start = time.perf_counter()
-        tracker.add_prompt(0, text="person")
+        if args.prompt == "text":
+            tracker.add_prompt(0, text="person")
+        else:
+            width, height = tracker.frame_size
+            tracker.add_object(0, box=[width * 0.2, height * 0.2, width * 0.6, height * 0.8])
         rss_after_prompt = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         objects = set()
         state_curve = {}
@@ -94,6 +98,7 @@ def measure(args: argparse.Namespace) -> dict:
     return {
         "frames": args.measure_frames,
         "memory": args.memory,
+        "prompt": args.prompt,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "peak_rss_after_prompt_mib": rss_after_prompt / 1024,
         "state_tensor_mib": state_tensor_bytes(tracker._state) / 2**20,
@@ -108,6 +113,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, nargs="+", default=[50, 500])
     parser.add_argument("--memory", choices=["trim", "full"], default="trim")
+    parser.add_argument(
+        "--prompt",
+        choices=["text", "box"],
+        default="text",
+        help="text: concept prompt 'person'; box: one object from a box (exactly one masklet)",
+    )
     parser.add_argument("--backbone", default="tiny-pe")
     parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--width", type=int, default=320, help="synthetic frame width in px")

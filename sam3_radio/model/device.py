@@ -23,14 +23,14 @@ break fp32 runs on a GPU too.
 The CPU fallback of `sam3`'s connected components
 (`sam3.perflib.connected_components.connected_components_cpu`) has two
 problems. It calls `torch.stack` on an empty list when a frame has no masks,
-which happens on every video frame without detections. And it sums one
+which happens on every video frame without detections. It also sums one
 boolean image per component in a Python loop, which takes seconds per mask
-when a mask has thousands of components, as random-weight masks do; it ran
-for 17 % of a tiny-model video frame. `install_cpu_fixes()` replaces it with
-`connected_components_cpu`, which labels with scikit-image as `sam3` does and
-counts every label with one `bincount`: the labels and areas are identical
-(tests/test_device.py checks it against `sam3`'s routine). CUDA tensors
-never reach that function.
+when a mask has thousands of components, as random-weight masks do. In a
+tiny-model video frame that loop took 17 % of the time.
+`install_cpu_fixes()` replaces the routine with `connected_components_cpu`,
+which labels with scikit-image as `sam3` does and counts every label with
+one `bincount`, so labels and areas are identical (tests/test_device.py
+compares them with `sam3`'s routine). CUDA tensors never reach that function.
 """
 
 from __future__ import annotations
