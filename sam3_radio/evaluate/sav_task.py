@@ -6,11 +6,12 @@ Layout (as in the SA-V val and test releases):
     <root>/Annotations_6fps/<video>/<object id>/<frame>.png
 
 Each object is prompted on its first annotated frame where its mask is not
-empty, and every object of the video is tracked forward from the earliest
-prompt. J&F is computed on the annotated frames of each object without the
-first and the last (see `metrics.jf`). A unit is one video. Its payload
-contains each object's J and F and the predicted masks of the annotated
-frames as RLE.
+empty, with that mask (`prompt: mask`, the semi-supervised VOS protocol) or
+with its box (`prompt: box`), and tracked forward from there by SAM 3's
+tracker alone (`Sam3InstanceTracker`). J&F is computed on the annotated
+frames of each object without the first and the last (see `metrics.jf`). A
+unit is one video. Its payload contains each object's J and F and the
+predicted masks of the annotated frames as RLE.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ from PIL import Image
 
 from sam3_radio.evaluate.models import ModelSpec, video_model
 from sam3_radio.evaluate.store import OK, UnitResult
-from sam3_radio.evaluate.video_tracking import ObjectPrompt, ObjectTrackFn, Sam3ObjectTracker, mask_box
+from sam3_radio.evaluate.video_tracking import (
+    OBJECT_PROMPTS,
+    ObjectPrompt,
+    ObjectTrackFn,
+    Sam3ObjectTracker,
+    mask_box,
+)
 from sam3_radio.metrics.jf import ObjectScore, score_video_masks, summarize_jf
 from sam3_radio.predict.export import encode_rle
 from sam3_radio.predict.io import ImageReadError, load_image
@@ -70,9 +77,10 @@ class SavTask:
             self.videos = [str(name) for name in cfg.data.videos]
         else:
             self.videos = sorted(path.name for path in self.annotations_root.iterdir() if path.is_dir())
-        self.prompt = str(cfg.get("prompt", "box"))
-        if self.prompt not in ("box", "mask"):
-            raise ValueError(f"prompt={self.prompt!r} is invalid: use 'box' or 'mask'")
+        self.prompt = str(cfg.get("prompt", "mask"))
+        if self.prompt not in OBJECT_PROMPTS:
+            raise ValueError(f"prompt={self.prompt!r} is invalid: use 'mask' or 'box'")
+        self.memory_selection = bool(cfg.get("memory_selection", True))
         self.skip_first_and_last = bool(cfg.get("skip_first_and_last", True))
         self.object_tracker = object_tracker
 
@@ -82,17 +90,15 @@ class SavTask:
     def setup(self, spec: ModelSpec, device: str) -> None:
         if self.object_tracker is not None:
             return
-        if self.prompt == "mask":
-            raise ValueError(
-                "prompt='mask' needs a tracker with mask prompts, which Sam3VideoTracker "
-                "lacks: use prompt=box, or pass a tracker callable that takes masks"
-            )
-        from sam3_radio.predict.video import Sam3VideoTracker
+        from sam3_radio.predict.instance_tracker import Sam3InstanceTracker
 
-        tracker = Sam3VideoTracker(
-            video_model(spec, device, apply_temporal_disambiguation=False), dtype=spec.dtype
+        # Only the tracker runs, so `apply_temporal_disambiguation` changes
+        # nothing but the tracker's memory selection.
+        model = video_model(
+            spec, device, apply_temporal_disambiguation=self.memory_selection
         )
-        self.object_tracker = Sam3ObjectTracker(tracker)
+        tracker = Sam3InstanceTracker(model, dtype=spec.dtype)
+        self.object_tracker = Sam3ObjectTracker(tracker, prompt=self.prompt)
 
     def _frame_paths(self, video: str) -> list[Path]:
         folder = self.frames_root / video

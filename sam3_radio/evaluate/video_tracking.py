@@ -7,9 +7,10 @@
   its box on the object's first annotated frame), as semi-supervised VOS
   does, and returns masks per object and frame.
 
-`Sam3ConceptTracker` and `Sam3ObjectTracker` implement them with
-`Sam3VideoTracker`. Tests and other trackers can pass any callable of the
-same shape.
+`Sam3ConceptTracker` implements the first with `Sam3VideoTracker` (detector
+and tracker), `Sam3ObjectTracker` the second with `Sam3InstanceTracker`
+(tracker only, SAM 2 style). Tests and other trackers can pass any callable
+of the same shape.
 """
 
 from __future__ import annotations
@@ -92,23 +93,34 @@ class Sam3ConceptTracker:
         return masklets, scores
 
 
-class Sam3ObjectTracker:
-    """Semi-supervised tracking with `Sam3VideoTracker`: one box prompt per object.
+OBJECT_PROMPTS = ("mask", "box")
 
-    NOTE: `Sam3VideoTracker` takes box and point prompts for single objects but
-    no mask prompt yet, so each object is prompted with its mask's box.
+
+class Sam3ObjectTracker:
+    """Semi-supervised tracking with `Sam3InstanceTracker`: one prompt per object.
+
+    Args:
+        tracker: a `Sam3InstanceTracker`.
+        prompt: 'mask' prompts each object with its mask, 'box' with the box
+            around that mask.
+
+    Each object is tracked forward from the frame of its prompt.
     """
 
-    def __init__(self, tracker):
+    def __init__(self, tracker, prompt: str = "mask"):
+        if prompt not in OBJECT_PROMPTS:
+            raise ValueError(f"prompt={prompt!r} is invalid: use one of {OBJECT_PROMPTS}")
         self.tracker = tracker
+        self.prompt = prompt
 
     def __call__(self, frames: Sequence[np.ndarray], prompts: Sequence[ObjectPrompt]) -> Masklets:
         self.tracker.set_video(list(frames))
         try:
-            for prompt in sorted(prompts, key=lambda item: item.frame_index):
-                self.tracker.add_object(
-                    prompt.frame_index, box=prompt.box, obj_id=prompt.object_id
-                )
+            for prompt in prompts:
+                if self.prompt == "mask":
+                    self.tracker.add_mask(prompt.frame_index, prompt.object_id, prompt.mask)
+                else:
+                    self.tracker.add_box(prompt.frame_index, prompt.object_id, prompt.box)
             masklets: Masklets = {}
             _collect(self.tracker.propagate("forward"), masklets, {p.object_id for p in prompts})
         finally:

@@ -23,7 +23,7 @@ from sam3_radio.evaluate import compose_config, evaluate
 from sam3_radio.evaluate.coco_tasks import CocoBoxTask
 from sam3_radio.metrics.coco import load_coco, load_results
 
-from .conftest import coco_dataset, sav_masks, veval_dataset
+from .conftest import coco_dataset, veval_dataset
 
 MODELS = ["tiny_pe", "tiny_radio"]
 REPO = Path(__file__).resolve().parents[2]
@@ -236,29 +236,6 @@ def test_veval_scores_existing_predictions_file(tmp_path, veval_files):
     assert run["num_units"] == 0
     assert run["headline"]["cgF1"] == pytest.approx(100, abs=0.1)
     assert run["headline"]["mask mAP"] == pytest.approx(100, abs=1e-6)
-
-
-def test_sav_both_backbones(tmp_path, sav_root):
-    runs = [run_task("sav", [f"data.root={sav_root}"], tmp_path, model) for model in MODELS]
-    check_report(tmp_path, MODELS)
-    for run in runs:
-        assert run["metrics"]["num_objects"] == 2
-        assert 0 <= run["headline"]["J&F"] <= 100
-
-
-@pytest.mark.parametrize("tracked, expected", [("truth", 100.0), ("nothing", 0.0)])
-def test_sav_stub_tracker(tmp_path, sav_root, tracked, expected):
-    truth = sav_masks(3, 160, 90)
-
-    def tracker(frames, prompts):
-        if tracked == "nothing":
-            return {}
-        ids = {"000": 1, "001": 2}
-        return {ids[name]: masks for name, masks in truth.items()}
-
-    run = run_task("sav", [f"data.root={sav_root}"], tmp_path, "tiny_pe", object_tracker=tracker)
-    assert run["headline"]["J&F"] == expected
-    assert run["metrics"]["objects"][0]["num_frames"] == 1
 
 
 def test_cli_eval_report(coco_box_runs, capsys):
