@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from sam3_radio.annotate.command import add_annotate_parser, run_annotate
+from sam3_radio.bench.command import add_bench_parser, run_bench_command
 from sam3_radio.demo.command import add_demo_parser, run_demo
 from sam3_radio.evaluate.command import add_eval_parser, run_eval
 from sam3_radio.model.builder import BACKBONES, WeightsUnavailableError
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(commands)
     add_annotate_parser(commands)
     add_demo_parser(commands)
+    add_bench_parser(commands)
     return parser
 
 
@@ -177,6 +179,7 @@ COMMANDS = {
     "eval": run_eval,
     "annotate": run_annotate,
     "demo": run_demo,
+    "bench": run_bench_command,
 }
 
 

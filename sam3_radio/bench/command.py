@@ -1,0 +1,115 @@
+"""The `sam3-radio bench` subcommand: Hydra overrides in, docs/benchmarks.md out."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+CONFIG_NAME = "bench"
+CONFIG_DIR_VARIABLE = "SAM3_RADIO_CONFIG_DIR"
+
+DESCRIPTION = """\
+Measure PE against C-RADIOv4 (H and SO400M) in SAM 3: trunk and trunk+neck latency and
+peak memory at the 72x72 token grid for global attention and every window size, fp32 and
+bf16; our block loop against the straightforward one; a 512-2048 px resolution sweep;
+end-to-end and many-prompt image latency; video latency per frame. Writes a markdown
+report with a plot (default docs/benchmarks.md) and the raw results as JSON. Settings come
+from configs/bench.yaml; change any of them with KEY=VALUE overrides.
+"""
+
+EPILOG = """\
+main settings (see configs/bench.yaml for all):
+  sections=[trunks,implementation,sweep,pipeline,video]   parts to run
+  device=auto|cpu|cuda     dtypes=[fp32,bf16]     threads=N
+  repeats=N warmup=N       timed runs (median) and warm-up runs per measurement
+  trunks.mode=probe|full   compose trunks from two-block copies, or time whole trunks
+  trunks.windows=all|[8,12]
+  report=PATH              results=PATH
+
+examples:
+  sam3-radio bench                                   # regenerate docs/benchmarks.md
+  sam3-radio bench sections=[trunks] dtypes=[fp32] report=outputs/trunks.md
+  sam3-radio bench device=cuda trunks.mode=full repeats=10
+"""
+
+
+def default_config_dir() -> Path:
+    """Return $SAM3_RADIO_CONFIG_DIR, or the repository's configs/ folder."""
+    if os.environ.get(CONFIG_DIR_VARIABLE):
+        return Path(os.environ[CONFIG_DIR_VARIABLE])
+    return Path(__file__).resolve().parents[2] / "configs"
+
+
+def compose_config(overrides: list[str], config_dir: Path | None = None):
+    """Compose bench.yaml with Hydra command-line `overrides`."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    from sam3_radio.bench.runner import BenchConfigError
+
+    config_dir = Path(config_dir or default_config_dir()).resolve()
+    if not (config_dir / f"{CONFIG_NAME}.yaml").is_file():
+        raise BenchConfigError(
+            f"{CONFIG_NAME}.yaml not found in {config_dir}: pass --config-dir or set "
+            f"${CONFIG_DIR_VARIABLE} to the folder that contains it"
+        )
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            return compose(config_name=CONFIG_NAME, overrides=list(overrides))
+    except HydraException as error:
+        raise BenchConfigError(f"invalid override in {overrides}: {error}") from error
+
+
+def add_bench_parser(commands: argparse._SubParsersAction) -> None:
+    """Add the `bench` subcommand to the `sam3-radio` parser."""
+    parser = commands.add_parser(
+        "bench",
+        help="benchmark PE against C-RADIOv4 and regenerate docs/benchmarks.md",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="Hydra overrides of configs/bench.yaml, e.g. sections=[trunks] dtypes=[fp32]",
+    )
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        default=None,
+        help="folder with bench.yaml (default: $SAM3_RADIO_CONFIG_DIR, else the repository's "
+        "configs/)",
+    )
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the composed configuration and exit without running",
+    )
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    """Run `sam3-radio bench` and write the report."""
+    from omegaconf import OmegaConf
+
+    from sam3_radio.bench.report import speed_target, write_report
+    from sam3_radio.bench.runner import check_config, repository_path, run_bench
+
+    config = compose_config(args.overrides, args.config_dir)
+    check_config(config)
+    if args.print_config:
+        print(OmegaConf.to_yaml(config), end="")
+        return 0
+    command = " ".join(["sam3-radio bench", *args.overrides])
+    results = run_bench(config, command)
+    report = write_report(results, repository_path(config.report))
+    print(f"wrote {report} and {repository_path(config.results)}")
+    target = speed_target(results)
+    if target:
+        print(
+            f"SO400M window {target['window_size']} / PE trunk latency in {target['dtype']}: "
+            f"{target['ratio']:.2f}"
+        )
+    return 0

@@ -1,0 +1,363 @@
+"""Write the benchmark results as docs/benchmarks.md and a PNG plot beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PE = "pe"
+# The speed target: the best full-size SO400M trunk with a window of at most 12 tokens
+# against the PE trunk, in bf16 on a CPU.
+TARGET_BACKBONE = "radio-so400m"
+TARGET_MAX_WINDOW = 12
+MANY_PROMPTS_TARGET = 2.0
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines.extend("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows)
+    return lines
+
+
+def _pe_row(rows: list[dict], dtype: str) -> dict | None:
+    return next((row for row in rows if row["backbone"] == PE and row["dtype"] == dtype), None)
+
+
+def speed_target(results: dict) -> dict | None:
+    """Return the best SO400M trunk with window <= 12 against PE in bf16, or None if not run."""
+    section = results["sections"].get("trunks")
+    if not section:
+        return None
+    rows = section["rows"]
+    dtype = "bf16" if any(row["dtype"] == "bf16" for row in rows) else "fp32"
+    pe = _pe_row(rows, dtype)
+    candidates = [
+        row
+        for row in rows
+        if row["backbone"] == TARGET_BACKBONE
+        and row["dtype"] == dtype
+        and row["window_size"] is not None
+        and row["window_size"] <= TARGET_MAX_WINDOW
+    ]
+    if pe is None or not candidates:
+        return None
+    best = min(candidates, key=lambda row: row["trunk_s"])
+    return {
+        "dtype": dtype,
+        "window_size": best["window_size"],
+        "radio_s": best["trunk_s"],
+        "pe_s": pe["trunk_s"],
+        "ratio": best["trunk_s"] / pe["trunk_s"],
+        "all_windows_faster": all(row["trunk_s"] < pe["trunk_s"] for row in candidates),
+    }
+
+
+def _trunk_lines(section: dict) -> list[str]:
+    rows = section["rows"]
+    lines = []
+    for dtype in dict.fromkeys(row["dtype"] for row in rows):
+        pe = _pe_row(rows, dtype)
+        lines += [
+            "",
+            f"### {dtype}: matrix product reference {section['matmul_gflop_s'][dtype]:.1f} GFLOP/s, "
+            f"neck {section['neck_s'][dtype]:.2f} s",
+            "",
+        ]
+        table = []
+        for row in (row for row in rows if row["dtype"] == dtype):
+            ratio = row["trunk_s"] / pe["trunk_s"] if pe else None
+            neck_ratio = row["trunk_neck_s"] / pe["trunk_neck_s"] if pe else None
+            memory_ratio = (
+                row["peak_mib"] / pe["peak_mib"] if pe and row["peak_mib"] and pe["peak_mib"] else None
+            )
+            table.append(
+                [
+                    row["backbone"],
+                    row["resolution"],
+                    row["attention"],
+                    _seconds(row["trunk_s"]),
+                    _ratio(ratio),
+                    _seconds(row["trunk_neck_s"]),
+                    _ratio(neck_ratio),
+                    "" if row["peak_mib"] is None else f"{row['peak_mib']:.0f}",
+                    _ratio(memory_ratio),
+                    f"{row['gflop']:.0f}",
+                    f"{row['achieved_gflop_s']:.1f}",
+                    f"{row['matmul_fraction']:.2f}",
+                ]
+            )
+        lines += _table(
+            [
+                "trunk", "px", "attention", "trunk s", "vs PE", "trunk+neck s", "vs PE",
+                "peak MiB", "vs PE", "GFLOP", "GFLOP/s", "of matmul",
+            ],
+            table,
+        )
+    if section.get("checks"):
+        lines += [
+            "",
+            "Probe composition against whole trunks (fp32, timed in the same run):",
+            "",
+        ]
+        lines += _table(
+            ["trunk", "whole s", "composed s", "composed / whole", "whole GFLOP", "composed GFLOP",
+             "whole MiB params", "composed MiB params"],
+            [
+                [
+                    check["label"],
+                    _seconds(check["full_s"]),
+                    _seconds(check["probe_s"]),
+                    _ratio(check["probe_s"] / check["full_s"]),
+                    f"{check['full_gflop']:.0f}",
+                    f"{check['probe_gflop']:.0f}",
+                    f"{check['full_parameter_mib']:.0f}",
+                    f"{check['probe_parameter_mib']:.0f}",
+                ]
+                for check in section["checks"]
+            ],
+        )
+    return lines
+
+
+def render_markdown(results: dict, plot_name: str | None) -> str:
+    """Return the report text for `results` (as written by `run_bench`)."""
+    machine = results["machine"]
+    sections = results["sections"]
+    lines = [
+        "# Benchmarks: PE against C-RADIOv4 in SAM 3",
+        "",
+        "Generated by the command below; rerun it to regenerate this file. All models are full",
+        "size with random weights, batch 1. Ratios compare rows measured in the same run: read",
+        "them rather than the seconds, which depend on the machine's load.",
+        "",
+        "```",
+        results["command"],
+        "```",
+        "",
+        f"- Started {results['started']}, took {results['total_seconds'] / 60:.1f} min.",
+        f"- CPU: {machine['cpu']}, {machine['cpu_cores']} threads, torch CPU capability "
+        f"{machine['cpu_capability']}, bf16 matrix instructions: "
+        f"{'yes' if machine['cpu_bf16_instructions'] else 'no'}.",
+        f"- Device: {machine['device']}" + (f" ({machine['gpu']})" if "gpu" in machine else "") + ".",
+        f"- Python {machine['python']}, torch {machine['torch']}, sam3 {machine['sam3']}, "
+        f"timm {machine['timm']}, {machine['platform']}.",
+    ]
+    if plot_name:
+        lines += ["", f"![trunk latency and resolution sweep]({plot_name})"]
+
+    target = speed_target(results)
+    if target:
+        verdict = "faster than" if target["ratio"] < 1 else "not faster than"
+        lines += [
+            "",
+            "## Speed target",
+            "",
+            f"The full-size SO400M trunk with window {target['window_size']} takes "
+            f"{target['radio_s']:.2f} s against {target['pe_s']:.2f} s for the PE trunk at the "
+            f"72x72 grid in {target['dtype']}: ratio {target['ratio']:.2f}, {verdict} PE. "
+            f"Every SO400M window of at most {TARGET_MAX_WINDOW} tokens is "
+            f"{'faster' if target['all_windows_faster'] else 'not always faster'} than PE.",
+        ]
+
+    if "trunks" in sections:
+        section = sections["trunks"]
+        mode = results["config"]["trunks"]["mode"]
+        lines += [
+            "",
+            "## Trunks at SAM 3's 72x72 token grid",
+            "",
+            "PE at 1008 px (14 px patches), RADIO at 1152 px (16 px patches). RADIO's windowed",
+            "settings keep RADIO's global blocks (4 of 32 for H, 5 of 27 for SO400M). "
+            + (
+                "Mode `probe`: each trunk is composed from a two-block copy, timed with each of "
+                "its blocks (see `sam3_radio/bench/trunks.py`); the check table compares the "
+                "composition with whole trunks."
+                if mode == "probe"
+                else "Mode `full`: whole trunks are timed."
+            ),
+            "Peak memory is the trunk's fp32 parameters plus the activation peak of a forward "
+            "pass (resident set size on a CPU, allocator peak on CUDA). GFLOP/s is achieved "
+            "throughput; \"of matmul\" divides it by the rate of one plain matrix product of the "
+            "same precision measured in the same run.",
+        ]
+        lines += _trunk_lines(section)
+
+    if "implementation" in sections:
+        lines += [
+            "",
+            "## Our ViTDet block loop against the straightforward one",
+            "",
+            "Ours permutes patch tokens to window order once and runs windowed blocks on a",
+            "reshape; the straightforward loop splits into windows and merges back at every",
+            "windowed block. Both run timm `Block`s with PyTorch's fused attention.",
+            "",
+        ]
+        lines += _table(
+            ["precision", "setting", "ours s", "straightforward s", "ours / straightforward",
+             "max abs difference"],
+            [
+                [
+                    row["dtype"], row["label"], _seconds(row["ours_s"]),
+                    _seconds(row["straightforward_s"]),
+                    _ratio(row["ours_s"] / row["straightforward_s"]),
+                    f"{row['max_abs_difference']:.1e}",
+                ]
+                for row in sections["implementation"]["rows"]
+            ],
+        )
+
+    if "sweep" in sections:
+        section = sections["sweep"]
+        lines += [
+            "",
+            f"## Resolution sweep: {section['backbone']}",
+            "",
+            "Cost against the number of patch tokens, global attention against windows.",
+            "",
+        ]
+        table = []
+        rows = section["rows"]
+        for row in rows:
+            glob = next(
+                other for other in rows
+                if other["resolution"] == row["resolution"] and other["dtype"] == row["dtype"]
+                and other["attention"] == "global"
+            )
+            table.append(
+                [
+                    row["dtype"], row["resolution"], row["tokens"], row["attention"],
+                    _seconds(row["trunk_s"]), _ratio(row["trunk_s"] / glob["trunk_s"]),
+                    f"{row['gflop']:.0f}",
+                    "" if row["peak_mib"] is None else f"{row['peak_mib']:.0f}",
+                ]
+            )
+        lines += _table(
+            ["precision", "px", "tokens", "attention", "trunk s", "vs global", "GFLOP",
+             "peak MiB"],
+            table,
+        )
+
+    if "pipeline" in sections:
+        lines += [
+            "",
+            "## Image pipeline: one text prompt, then more prompts on the encoded image",
+            "",
+            "End to end is encoding plus one prompt. The many-prompts column runs all prompts as "
+            "one decoder batch on the cached image; the target is at most "
+            f"{MANY_PROMPTS_TARGET:g} times one prompt.",
+            "",
+        ]
+        lines += _table(
+            ["backbone", "window", "precision", "encode s", "end to end s", "1 prompt s",
+             "N prompts s", "N", "N / 1", "each further prompt s"],
+            [
+                [
+                    row["backbone"], row["window_size"] or "", row["dtype"],
+                    _seconds(row["encode_s"]), _seconds(row["end_to_end_s"]),
+                    _seconds(row["one_prompt_s"]), _seconds(row["many_prompts_s"]),
+                    row["num_prompts"], _ratio(row["many_to_one_ratio"]),
+                    _seconds(row["further_prompt_s"]),
+                ]
+                for row in sections["pipeline"]["rows"]
+            ],
+        )
+
+    if "video" in sections:
+        lines += [
+            "",
+            "## Video: text prompt on frame 0, then propagation",
+            "",
+        ]
+        rows = sections["video"]["rows"]
+        pe = next((row for row in rows if row["backbone"] == PE), None)
+        lines += _table(
+            ["backbone", "window", "precision", "prompt s", "per frame s", "vs PE", "frames"],
+            [
+                [
+                    row["backbone"], row["window_size"] or "", row["dtype"],
+                    _seconds(row["prompt_s"]), _seconds(row["per_frame_s"]),
+                    _ratio(row["per_frame_s"] / pe["per_frame_s"]) if pe else "",
+                    row["frames"],
+                ]
+                for row in rows
+            ],
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_plot(results: dict, path: Path) -> bool:
+    """Draw trunk latency against PE and the resolution sweep to `path`; False if no data."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    trunks = results["sections"].get("trunks")
+    sweep = results["sections"].get("sweep")
+    if not trunks and not sweep:
+        return False
+    figure, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    if trunks:
+        rows = trunks["rows"]
+        for dtype in dict.fromkeys(row["dtype"] for row in rows):
+            pe = _pe_row(rows, dtype)
+            for backbone in dict.fromkeys(row["backbone"] for row in rows if row["backbone"] != PE):
+                selected = [
+                    row for row in rows
+                    if row["backbone"] == backbone and row["dtype"] == dtype
+                    and row["window_size"] is not None
+                ]
+                if not selected or pe is None:
+                    continue
+                axes[0].plot(
+                    [row["window_size"] for row in selected],
+                    [row["trunk_s"] / pe["trunk_s"] for row in selected],
+                    marker="o",
+                    label=f"{backbone} {dtype}",
+                )
+        axes[0].axhline(1.0, color="black", linewidth=1, linestyle="--", label="PE trunk")
+        axes[0].set_xscale("log", base=2)
+        axes[0].set_xlabel("ViTDet window (tokens)")
+        axes[0].set_ylabel("trunk latency / PE trunk latency")
+        axes[0].set_title("Trunk latency at the 72x72 grid")
+        axes[0].legend(fontsize=8)
+    if sweep:
+        for attention in dict.fromkeys(row["attention"] for row in sweep["rows"]):
+            for dtype in dict.fromkeys(row["dtype"] for row in sweep["rows"]):
+                selected = [
+                    row for row in sweep["rows"]
+                    if row["attention"] == attention and row["dtype"] == dtype
+                ]
+                axes[1].plot(
+                    [row["tokens"] for row in selected],
+                    [row["trunk_s"] for row in selected],
+                    marker="o",
+                    label=f"{attention} {dtype}",
+                )
+        axes[1].set_xscale("log")
+        axes[1].set_yscale("log")
+        axes[1].set_xlabel("patch tokens")
+        axes[1].set_ylabel("trunk latency (s)")
+        axes[1].set_title(f"{sweep['backbone']}: 512 to 2048 px")
+        axes[1].legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
+def write_report(results: dict, report_path: Path) -> Path:
+    """Write the markdown report and its plot (same name, .png); return the report path."""
+    plot_path = report_path.with_suffix(".png")
+    has_plot = render_plot(results, plot_path)
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(render_markdown(results, plot_path.name if has_plot else None))
+    return report_path
