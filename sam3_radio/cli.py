@@ -107,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep detections scoring above this value, in [0, 1) (default: 0.5)",
     )
     segment.add_argument("--out", type=Path, default=Path("outputs/segment"), help="output folder")
+    segment.add_argument(
+        "--compile", action="store_true",
+        help="compile the trunk and pixel decoder with torch.compile: the first image takes "
+        "minutes longer, later ones may run faster",
+    )
     add_model_arguments(segment)
     add_track_parser(commands)
     add_eval_parser(commands)
@@ -128,6 +133,7 @@ def build_model_from_args(args: argparse.Namespace, interactive: bool = True):
         device=args.device,
         interactive=interactive,
         seed=args.seed,
+        compile=getattr(args, "compile", False),
     )
 
 

@@ -163,6 +163,24 @@ def test_object_box_prompt_tracks_one_object(pe_model, frames_dir):
     assert all(detections.tracker_id.tolist() == [0] for _, detections in results)
 
 
+def test_object_point_prompt_on_later_frame(pe_model, frames_dir):
+    tracker = Sam3VideoTracker(pe_model)
+    tracker.set_video(frames_dir)
+    prompt = tracker.add_object(3, points=[[450, 380], [1000, 200]], labels=[1, 0])
+    assert prompt.tracker_id.tolist() == [0]
+    assert prompt.mask.shape == (1, 720, 1280)
+    results = list(tracker.propagate("forward", max_frames=1))
+    assert [index for index, _ in results] == [3, 4]
+    assert all(detections.tracker_id.tolist() == [0] for _, detections in results)
+
+
+def test_points_without_matching_labels_raise(pe_model, frames_dir):
+    tracker = Sam3VideoTracker(pe_model)
+    tracker.set_video(frames_dir)
+    with pytest.raises(ValueError, match="got 2 points and 1 labels"):
+        tracker.add_object(0, points=[[450, 380], [1000, 200]], labels=[1])
+
+
 def test_bf16_autocast_on_cpu(pe_model, frames_dir):
     tracker = Sam3VideoTracker(pe_model, dtype="bf16")
     tracker.set_video(frames_dir)

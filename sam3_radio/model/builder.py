@@ -296,7 +296,8 @@ def build_sam3_image_model(
         seed: seed of random weights. The non-trunk parts draw from `seed` and
             the trunk from `seed + 1`, so random builds with different
             backbones share their non-trunk weights.
-        compile: compile the PE trunk and heads with `torch.compile`.
+        compile: compile the trunk (PE or RADIO) and `sam3`'s pixel decoder with
+            `torch.compile`. The first call then takes minutes longer.
 
     The returned model carries a `BuildInfo` as `model.build_info`.
     """
@@ -327,6 +328,9 @@ def build_sam3_image_model(
             trunk = sam3_parts.build_pe_trunk(preset.sam3_spec, compile_mode)
         torch.manual_seed(seed)
         model = _build_image_model(preset.sam3_spec, trunk, interactive, compile_mode)
+    if compile and preset.is_radio:
+        # In place, so parameter names stay those of the uncompiled model.
+        trunk.radio.compile()
 
     if checkpoint_path is not None:
         load_sam3_weights(model, checkpoint_path, skip_trunk=preset.is_radio)
