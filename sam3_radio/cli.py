@@ -6,7 +6,16 @@ import argparse
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
+
+# Import-time warnings of `sam3` 0.1.4 that say nothing about the user's run: its use of
+# torch.jit.script, and its CUDA autocast decorators on machines without CUDA (this package
+# enters autocast itself, per call and per device).
+warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
+warnings.filterwarnings(
+    "ignore", message="CUDA is not available or torch_xla is imported", category=UserWarning
+)
 
 from sam3_radio.annotate.command import add_annotate_parser, run_annotate
 from sam3_radio.bench.command import add_bench_parser, run_bench_command
