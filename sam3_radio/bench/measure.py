@@ -88,7 +88,7 @@ def _resident_kib(field: str) -> int | None:
 
 @contextlib.contextmanager
 def peak_memory(device: torch.device) -> Iterator[dict]:
-    """Record the extra memory that the enclosed code holds at its peak, in bytes.
+    """Record the extra memory that the enclosed code uses at its peak, in bytes.
 
     On CUDA this is the allocator's peak above the memory allocated on entry. On
     CPU it is the rise of the process's peak resident set size (VmHWM), which

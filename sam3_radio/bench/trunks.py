@@ -2,14 +2,14 @@
 
 A trunk is a stem (patch embedding, position embedding, final norm and, for
 RADIO, the `sam3` head) followed by blocks of two kinds: windowed and global.
-Blocks of one kind cost the same, so "probe" mode builds a two-block copy of
-the trunk (one block of each kind, every size as in the full model), times
-that copy and each of its blocks, and adds the remaining blocks:
+Blocks of one kind cost the same. So "probe" mode builds a two-block copy of
+the trunk, with one block of each kind at full width, and times the copy and
+each block alone. The stem costs the copy's time minus its two blocks, and
 
-    trunk = probe + (windowed blocks - 1) * windowed block + (global blocks - 1) * global block
+    trunk = stem + windowed blocks * windowed block + global blocks * global block
 
 FLOPs are counted and parameter bytes added the same way. Peak memory is the
-full trunk's parameters plus the activation peak of the probe, because a
+full trunk's parameters plus the activation peak of the copy, because a
 forward pass frees each block's activations before the next block runs.
 "full" mode builds and times the whole trunk instead, which takes several
 times longer on a CPU.
