@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -84,6 +85,11 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
         "configs/)",
     )
     parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="rewrite the report from the results JSON of an earlier run, measuring nothing",
+    )
+    parser.add_argument(
         "--print-config",
         action="store_true",
         help="print the composed configuration and exit without running",
@@ -95,15 +101,33 @@ def run_bench_command(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
     from sam3_radio.bench.report import speed_target, write_report
-    from sam3_radio.bench.runner import check_config, repository_path, run_bench
+    from sam3_radio.bench.runner import (
+        BenchConfigError,
+        check_config,
+        repository_path,
+        run_bench,
+    )
 
     config = compose_config(args.overrides, args.config_dir)
     check_config(config)
     if args.print_config:
         print(OmegaConf.to_yaml(config), end="")
         return 0
-    command = " ".join(["sam3-radio bench", *args.overrides])
-    results = run_bench(config, command)
+    if args.render_only:
+        results_path = repository_path(config.results)
+        if not results_path.is_file():
+            raise BenchConfigError(
+                f"results file {results_path} not found: run the benchmark first, or point "
+                "results=PATH at an earlier run's JSON"
+            )
+        results = json.loads(results_path.read_text())
+        if "total_seconds" not in results:
+            raise BenchConfigError(
+                f"{results_path} is from an unfinished run: rerun the benchmark"
+            )
+    else:
+        command = " ".join(["sam3-radio bench", *args.overrides])
+        results = run_bench(config, command)
     report = write_report(results, repository_path(config.report))
     print(f"wrote {report} and {repository_path(config.results)}")
     target = speed_target(results)

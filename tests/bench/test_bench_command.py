@@ -150,3 +150,18 @@ def test_report_states_a_missed_target():
 def test_bench_rejects_bad_settings(override, message, capsys):
     assert main(["bench", "--print-config", override]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_render_only_rewrites_report_from_results(bench_run, tmp_path):
+    report, results = bench_run
+    results_path = tmp_path / "results.json"
+    results_path.write_text(json.dumps(results))
+    again = tmp_path / "again.md"
+    assert main(["bench", "--render-only", f"results={results_path}", f"report={again}"]) == 0
+    assert again.read_text() == report.read_text().replace("benchmarks.png", "again.png")
+
+
+def test_render_only_without_results_fails(tmp_path, capsys):
+    missing = tmp_path / "none.json"
+    assert main(["bench", "--render-only", f"results={missing}"]) == 2
+    assert "not found: run the benchmark first" in capsys.readouterr().err
