@@ -18,7 +18,8 @@ def _detections(backbone: str, compile: bool, image: Image.Image):
     return predictor.predict(text="truck")
 
 
-@pytest.mark.parametrize("backbone", ["tiny-pe", "tiny-radio"])
+# The PE path compiles with `sam3`'s own compile_mode; the RADIO trunk is compiled here.
+@pytest.mark.parametrize("backbone", ["tiny-radio"])
 def test_compiled_model_matches_eager(backbone, shared_data):
     image = Image.open(shared_data / "images" / "truck.jpg").convert("RGB")
     eager = _detections(backbone, False, image)

@@ -32,6 +32,14 @@ def test_probe_block_counts_follow_radio_rule():
     assert (probe.windowed_count, probe.global_count) == (0, 32)
 
 
+def test_pe_probe_has_one_block_of_each_kind():
+    probe = trunks.build_probe(trunks.TrunkCase("pe"), CPU)
+    assert (probe.windowed_count, probe.global_count) == (28, 4)
+    assert probe.windowed_block.window_size == 24
+    assert probe.global_block.window_size == 0
+    assert probe.windowed_input.shape == (1, 72, 72, 1024)
+
+
 def test_window_equal_to_grid_counts_as_global():
     case = trunks.TrunkCase("radio-so400m", 12, resolution=192)
     assert case.attention == "global"
