@@ -34,8 +34,8 @@ class ImagePipelineResult:
     dtype: str
     encode_s: float
     one_prompt_s: float
-    many_prompts_s: float
-    num_prompts: int
+    many_prompts_s: float | None
+    num_prompts: int | None
 
     @property
     def end_to_end_s(self) -> float:
@@ -43,12 +43,16 @@ class ImagePipelineResult:
         return self.encode_s + self.one_prompt_s
 
     @property
-    def further_prompt_s(self) -> float:
+    def further_prompt_s(self) -> float | None:
         """Cost of each prompt beyond the first in one batch on the encoded image."""
+        if self.many_prompts_s is None:
+            return None
         return (self.many_prompts_s - self.one_prompt_s) / (self.num_prompts - 1)
 
     @property
-    def many_to_one_ratio(self) -> float:
+    def many_to_one_ratio(self) -> float | None:
+        if self.many_prompts_s is None:
+            return None
         return self.many_prompts_s / self.one_prompt_s
 
 
@@ -76,21 +80,22 @@ def measure_image_pipeline(
     device: torch.device,
     dtype: str,
     image_path: Path,
-    num_prompts: int = 10,
+    num_prompts: int | None = 10,
 ) -> ImagePipelineResult:
     """Time encoding, one text prompt, and `num_prompts` prompts in one batch on one image.
 
     The model has random weights. The one-prompt call runs twice and the
     second run counts, so that one-time setup does not count as prompt cost.
+    With `num_prompts` None the many-prompts batch is skipped.
     """
-    if not 2 <= num_prompts <= len(PROMPTS):
+    if num_prompts is not None and not 2 <= num_prompts <= len(PROMPTS):
         raise ValueError(f"invalid num_prompts={num_prompts}: use 2 to {len(PROMPTS)}")
     model = build_sam3_image_model(
         backbone, weights="random", window_size=window_size, device=device, interactive=False
     )
     predictor = Sam3ImagePredictor(model, dtype=dtype)
     image = Image.open(image_path).convert("RGB")
-    texts = list(PROMPTS[:num_prompts])
+    texts = list(PROMPTS[: num_prompts or 1])
 
     def encode() -> None:
         predictor.set_image(image)
@@ -107,7 +112,7 @@ def measure_image_pipeline(
     _, encode_s = _timed(encode)
     one()
     _, one_s = _timed(one)
-    _, many_s = _timed(many)
+    many_s = _timed(many)[1] if num_prompts else None
     return ImagePipelineResult(
         backbone=backbone,
         window_size=window_size,

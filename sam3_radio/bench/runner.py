@@ -66,6 +66,11 @@ def check_config(config: DictConfig) -> None:
                 f"trunks.windows {bad} do not divide the 72-token grid: use sizes from "
                 f"{valid_window_sizes()} or 'all'"
             )
+    if config.pipeline.num_prompts < 2:
+        raise BenchConfigError(
+            f"pipeline.num_prompts={config.pipeline.num_prompts}: need at least 2 to compare "
+            "with one prompt"
+        )
     for resolution in config.sweep.resolutions:
         if resolution % (16 * config.sweep.window_size):
             raise BenchConfigError(
@@ -115,8 +120,10 @@ def _trunk_cases(config: DictConfig) -> list[trunks.TrunkCase]:
         if backbone == "pe":
             cases.append(trunks.TrunkCase("pe"))
             continue
-        cases.append(trunks.TrunkCase(backbone))
+        # Windowed cases first: a windowed probe costs less than a global one, and the
+        # first case of a trunk also times the parts shared by all of its cases.
         cases.extend(trunks.TrunkCase(backbone, size) for size in windows if size != 72)
+        cases.append(trunks.TrunkCase(backbone))
     return cases
 
 
@@ -163,7 +170,7 @@ def run_trunks(config: DictConfig, device: torch.device) -> dict:
     checks = []
     if config.trunks.mode == "probe":
         for item in tqdm(config.trunks.check_full, desc="full-trunk checks", unit="trunk"):
-            case = trunks.TrunkCase(item.backbone, item.window_size)
+            case = trunks.TrunkCase(item.backbone, item.window_size, item.get("resolution"))
             full = trunks.measure_full(case, device, torch.float32, 1, config.warmup)
             probe = trunks.measure_probe(case, device, torch.float32, 1, config.warmup)
             checks.append(
@@ -206,7 +213,7 @@ def run_implementation(config: DictConfig, device: torch.device) -> dict:
         )
 
     rows = []
-    for name in tqdm(config.dtypes, desc="block loop", unit="dtype"):
+    for name in tqdm(settings.dtypes, desc="block loop", unit="dtype"):
         dtype = resolve_dtype(name)
         with torch.inference_mode(), autocast_for(device, dtype):
             difference = (ours().float() - straightforward().float()).abs().max().item()
@@ -264,10 +271,13 @@ def run_pipeline(config: DictConfig, device: torch.device) -> dict:
     settings = config.pipeline
     rows = []
     jobs = [(item, name) for name in settings.dtypes for item in settings.backbones]
+    measured_prompts = set()
     for item, name in tqdm(jobs, desc="image pipeline", unit="model"):
+        num_prompts = None if name in measured_prompts else settings.num_prompts
+        measured_prompts.add(name)
         result = pipeline.measure_image_pipeline(
             item.backbone, item.window_size, device, name,
-            repository_path(settings.image), settings.num_prompts,
+            repository_path(settings.image), num_prompts,
         )
         row = dataclasses.asdict(result)
         row.update(

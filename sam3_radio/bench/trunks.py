@@ -18,6 +18,7 @@ times longer on a CPU.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from dataclasses import dataclass
 
 import torch
@@ -227,27 +228,49 @@ def _timed(function, device, dtype, repeats, warmup) -> Timing:
     return time_call(run, device, repeats=repeats, warmup=warmup)
 
 
-def _flops(function, device, dtype) -> int:
-    with torch.inference_mode(), redirect_cuda(device), autocast_for(device, dtype):
-        return count_flops(function)
+@dataclass(frozen=True)
+class Measurement:
+    """Median wall time, FLOPs and activation peak of one function."""
+
+    seconds: float
+    flops: int
+    peak_bytes: int | None
 
 
-def _activation_peak(function, device, dtype) -> int | None:
-    with torch.inference_mode(), redirect_cuda(device), autocast_for(device, dtype):
+def measure_call(function, device, dtype, repeats: int = 1, warmup: int = 1) -> Measurement:
+    """Time `function` under the product's autocast, counting FLOPs and peak memory on the way.
+
+    The first timed run also carries the FLOP counter and the peak-memory
+    probe, so each setting runs `warmup + repeats` times in all. The counter
+    adds microseconds per operator, nothing next to these trunks' operators.
+    """
+    if repeats < 1:
+        raise ValueError(f"invalid repeats={repeats}: need at least 1 timed run")
+    counted: dict = {}
+
+    def counted_run() -> None:
         with peak_memory(device) as memory:
+            counted["flops"] = count_flops(function)
+        counted["peak_bytes"] = memory["peak_bytes"]
+
+    context = (torch.inference_mode(), redirect_cuda(device), autocast_for(device, dtype))
+    with context[0], context[1], context[2]:
+        for _ in range(warmup):
             function()
-    return memory["peak_bytes"]
+        times = [time_call(counted_run, device, repeats=1, warmup=0).median_s]
+        for _ in range(repeats - 1):
+            times.append(time_call(function, device, repeats=1, warmup=0).median_s)
+    seconds = statistics.median(times)
+    return Measurement(seconds, counted["flops"], counted["peak_bytes"])
 
 
 @dataclass(frozen=True)
 class _Baseline:
     """Costs shared by every window setting of one trunk: the stem and one global block."""
 
-    stem_s: float
-    global_s: float
-    stem_flops: int
-    global_flops: int
-    activation_peak_bytes: int | None
+    stem: Measurement
+    global_block: Measurement
+    probe_peak_bytes: int | None
 
 
 class ProbeTimer:
@@ -255,8 +278,8 @@ class ProbeTimer:
 
     The stem and the global block cost the same for every window size of a
     trunk, so they are timed once per (backbone, resolution, precision): the
-    stem is the probe's forward time minus its two blocks. Each window size
-    then needs only its windowed block timed.
+    stem is the probe's forward time minus its two blocks. Each further window
+    size then needs only its windowed block timed.
     """
 
     def __init__(self, device: torch.device, repeats: int = 1, warmup: int = 1):
@@ -265,8 +288,8 @@ class ProbeTimer:
         self.warmup = warmup
         self._baselines: dict[tuple, _Baseline] = {}
 
-    def _time(self, function, dtype: torch.dtype) -> float:
-        return _timed(function, self.device, dtype, self.repeats, self.warmup).median_s
+    def _measure(self, function, dtype: torch.dtype) -> Measurement:
+        return measure_call(function, self.device, dtype, self.repeats, self.warmup)
 
     def measure(self, case: TrunkCase, dtype: torch.dtype) -> TrunkResult:
         """Return the composed latency, FLOPs and peak memory of the full trunk of `case`."""
@@ -276,23 +299,23 @@ class ProbeTimer:
             probe.windowed_block(probe.windowed_input)
 
         key = (case.backbone, case.input_size, dtype)
+        windowed_block = None
         if key not in self._baselines:
-            self._baselines[key] = self._baseline(case, probe, dtype)
+            self._baselines[key], windowed_block = self._baseline(case, probe, dtype)
         baseline = self._baselines[key]
-        if probe.windowed_count:
-            windowed_s = self._time(windowed, dtype)
-            windowed_flops = _flops(windowed, self.device, dtype)
-        else:
-            windowed_s, windowed_flops = 0.0, 0
+        if probe.windowed_count and windowed_block is None:
+            windowed_block = self._measure(windowed, dtype)
+        if not probe.windowed_count:
+            windowed_block = Measurement(0.0, 0, None)
         seconds = (
-            baseline.stem_s
-            + probe.windowed_count * windowed_s
-            + probe.global_count * baseline.global_s
+            baseline.stem.seconds
+            + probe.windowed_count * windowed_block.seconds
+            + probe.global_count * baseline.global_block.seconds
         )
         flops = (
-            baseline.stem_flops
-            + probe.windowed_count * windowed_flops
-            + probe.global_count * baseline.global_flops
+            baseline.stem.flops
+            + probe.windowed_count * windowed_block.flops
+            + probe.global_count * baseline.global_block.flops
         )
         return TrunkResult(
             case=case,
@@ -300,11 +323,14 @@ class ProbeTimer:
             seconds=seconds,
             flops=flops,
             parameter_bytes=probe.full_parameter_count * 4,
-            activation_peak_bytes=baseline.activation_peak_bytes,
+            activation_peak_bytes=baseline.probe_peak_bytes,
             mode="probe",
         )
 
-    def _baseline(self, case: TrunkCase, probe: Probe, dtype: torch.dtype) -> _Baseline:
+    def _baseline(
+        self, case: TrunkCase, probe: Probe, dtype: torch.dtype
+    ) -> tuple[_Baseline, Measurement | None]:
+        """Measure the stem and the global block; also return the windowed block if timed."""
         images = random_images(case, self.device)
 
         def stem_and_two_blocks() -> None:
@@ -316,24 +342,21 @@ class ProbeTimer:
         def global_() -> None:
             probe.global_block(probe.global_input)
 
-        probe_s = self._time(stem_and_two_blocks, dtype)
-        global_s = self._time(global_, dtype)
-        probe_flops = _flops(stem_and_two_blocks, self.device, dtype)
-        global_flops = _flops(global_, self.device, dtype)
+        whole = self._measure(stem_and_two_blocks, dtype)
+        global_block = self._measure(global_, dtype)
         if probe.windowed_count:
             # The probe runs one windowed and one global block.
-            first_s = self._time(windowed, dtype)
-            first_flops = _flops(windowed, self.device, dtype)
+            first = self._measure(windowed, dtype)
         else:
             # A global-attention probe runs two global blocks.
-            first_s, first_flops = global_s, global_flops
-        return _Baseline(
-            stem_s=max(probe_s - first_s - global_s, 0.0),
-            global_s=global_s,
-            stem_flops=probe_flops - first_flops - global_flops,
-            global_flops=global_flops,
-            activation_peak_bytes=_activation_peak(stem_and_two_blocks, self.device, dtype),
+            first = global_block
+        stem = Measurement(
+            max(whole.seconds - first.seconds - global_block.seconds, 0.0),
+            whole.flops - first.flops - global_block.flops,
+            None,
         )
+        baseline = _Baseline(stem, global_block, whole.peak_bytes)
+        return baseline, first if probe.windowed_count else None
 
 
 def measure_probe(
@@ -357,18 +380,14 @@ def measure_full(
     """Time the whole trunk of `case` directly."""
     trunk = build_full_trunk(case, device)
     images = random_images(case, device)
-
-    def forward() -> None:
-        trunk(images)
-
-    timing = _timed(forward, device, dtype, repeats, warmup)
+    measurement = measure_call(lambda: trunk(images), device, dtype, repeats, warmup)
     return TrunkResult(
         case=case,
         dtype=_dtype_name(dtype),
-        seconds=timing.median_s,
-        flops=_flops(forward, device, dtype),
+        seconds=measurement.seconds,
+        flops=measurement.flops,
         parameter_bytes=_count_parameters(trunk) * 4,
-        activation_peak_bytes=_activation_peak(forward, device, dtype),
+        activation_peak_bytes=measurement.peak_bytes,
         mode="full",
     )
 
