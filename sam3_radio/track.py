@@ -24,6 +24,16 @@ logger = logging.getLogger(__name__)
 DEFAULT_FPS = 24.0
 
 
+def _hide_sam3_progress_bar() -> None:
+    """Silence `sam3`'s own per-pass progress bar, which would interleave with ours."""
+    import functools
+
+    from sam3.model import sam3_video_inference
+
+    if not isinstance(sam3_video_inference.tqdm, functools.partial):
+        sam3_video_inference.tqdm = functools.partial(sam3_video_inference.tqdm, disable=True)
+
+
 @dataclass(frozen=True)
 class FrameBox:
     """A box prompt on one frame: pixel xyxy."""
@@ -280,6 +290,7 @@ class TrackWriter:
 
         from sam3_radio.predict.video_export import mask_label_image, write_label_png
 
+        _hide_sam3_progress_bar()
         self.class_name = tracker.class_name
         width, height = tracker.frame_size
         mask_dir = self.out_dir / f"{self.name}_masks"
