@@ -111,3 +111,36 @@ def test_inference_context_installs_connected_components():
     with inference_context("cpu"):
         pass
     assert module.connected_components_cpu is connected_components_cpu
+
+
+def _conv_and_input():
+    generator = torch.Generator().manual_seed(0)
+    conv = torch.nn.Conv2d(8, 8, 3, padding=1)
+    return conv, torch.randn(1, 8, 16, 16, generator=generator)
+
+
+def test_bf16_convolutions_run_in_float32_without_bf16_instructions(monkeypatch):
+    from sam3_radio.model import device as device_module
+
+    monkeypatch.setattr(device_module, "cpu_has_native_bf16", lambda: False)
+    conv, images = _conv_and_input()
+    with inference_context("cpu", torch.bfloat16):
+        output = conv(images)
+        linear = torch.nn.functional.linear(images.flatten(1)[:, :8], torch.ones(4, 8))
+    with torch.inference_mode():
+        expected = conv(images).to(torch.bfloat16)
+    assert output.dtype == torch.bfloat16
+    assert torch.equal(output, expected)
+    assert linear.dtype == torch.bfloat16
+
+
+def test_bf16_convolutions_stay_bf16_with_bf16_instructions(monkeypatch):
+    from sam3_radio.model import device as device_module
+
+    monkeypatch.setattr(device_module, "cpu_has_native_bf16", lambda: True)
+    conv, images = _conv_and_input()
+    with inference_context("cpu", torch.bfloat16):
+        output = conv(images)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = conv(images)
+    assert torch.equal(output, expected)

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
+from sam3_radio.model.device import autocast_context
+
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 # glibc's mallopt parameter for the size from which allocations get their own mapping.
@@ -135,8 +137,8 @@ def count_flops(function: Callable[[], object]) -> int:
 
 
 def autocast_for(device: torch.device, dtype: torch.dtype):
-    """Return the autocast context of the product for `dtype` on `device`."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == torch.bfloat16)
+    """Return the product's autocast context for `dtype` on `device` (see `autocast_context`)."""
+    return autocast_context(device, dtype)
 
 
 def matmul_rate(
