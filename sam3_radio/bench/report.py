@@ -176,17 +176,28 @@ def render_markdown(results: dict, plot_name: str | None) -> str:
             "PE at 1008 px (14 px patches), RADIO at 1152 px (16 px patches). RADIO's windowed",
             "settings keep RADIO's global blocks (4 of 32 for H, 5 of 27 for SO400M). "
             + (
-                "Mode `probe`: each trunk is composed from a two-block copy, timed with each of "
-                "its blocks (see `sam3_radio/bench/trunks.py`); the check table compares the "
-                "composition with whole trunks."
+                "Mode `probe`: each trunk is composed from a two-block copy of it, from the time "
+                "of the copy and of each of its blocks (see `sam3_radio/bench/trunks.py`). The "
+                "check table compares the composition with whole trunks. In this mode the peak "
+                "memory of a trunk is that of its copy, which holds one global block, so it does "
+                "not change with the window size."
                 if mode == "probe"
                 else "Mode `full`: whole trunks are timed."
             ),
             "Peak memory is the trunk's fp32 parameters plus the activation peak of a forward "
             "pass (resident set size on a CPU, allocator peak on CUDA). GFLOP/s is achieved "
             "throughput; \"of matmul\" divides it by the rate of one plain matrix product of the "
-            "same precision measured in the same run.",
+            "same precision measured in the same run. Above 1 in bf16 means that parts of the "
+            "trunk, such as the fused attention, run faster than a bf16 matrix product on this "
+            "device.",
         ]
+        repeats = results["config"].get("repeats", 1)
+        if repeats == 1:
+            lines += [
+                "",
+                "Each setting ran once, without warm-up, so single rows carry noise of several "
+                "percent; neighbouring window sizes show its size.",
+            ]
         lines += _trunk_lines(section)
 
     if "implementation" in sections:
