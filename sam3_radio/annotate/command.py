@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from sam3_radio.hydra_config import add_config_arguments
 
 DESCRIPTION = """\
 Turn the boxes of a dataset into masks with SAM 3 and write COCO JSON (RLE or
@@ -46,25 +47,7 @@ def add_annotate_parser(commands: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="Hydra overrides of configs/annotate.yaml, e.g. mode=concept output.dir=out/",
-    )
-    parser.add_argument(
-        "--config-dir",
-        type=Path,
-        default=None,
-        help="folder with annotate.yaml "
-        "(default: $SAM3_RADIO_CONFIG_DIR, else the repository's configs/)",
-    )
-    parser.add_argument(
-        "--print-config",
-        action="store_true",
-        help="print the composed configuration and exit without running",
-    )
-
+    add_config_arguments(parser, "annotate", "mode=concept output.dir=out/")
 
 def run_annotate(args: argparse.Namespace) -> int:
     """Run `sam3-radio annotate` and print its summary."""

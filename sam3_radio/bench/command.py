@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
+from sam3_radio.hydra_config import add_config_arguments, compose_named_config
+
 CONFIG_NAME = "bench"
-CONFIG_DIR_VARIABLE = "SAM3_RADIO_CONFIG_DIR"
 
 DESCRIPTION = """\
 Measure PE against C-RADIOv4 (H and SO400M) in SAM 3: trunk and trunk+neck latency and
@@ -35,31 +35,11 @@ examples:
 """
 
 
-def default_config_dir() -> Path:
-    """Return $SAM3_RADIO_CONFIG_DIR, or the repository's configs/ folder."""
-    if os.environ.get(CONFIG_DIR_VARIABLE):
-        return Path(os.environ[CONFIG_DIR_VARIABLE])
-    return Path(__file__).resolve().parents[2] / "configs"
-
-
 def compose_config(overrides: list[str], config_dir: Path | None = None):
     """Compose bench.yaml with Hydra command-line `overrides`."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-
     from sam3_radio.bench.runner import BenchConfigError
 
-    config_dir = Path(config_dir or default_config_dir()).resolve()
-    if not (config_dir / f"{CONFIG_NAME}.yaml").is_file():
-        raise BenchConfigError(
-            f"{CONFIG_NAME}.yaml not found in {config_dir}: pass --config-dir or set "
-            f"${CONFIG_DIR_VARIABLE} to the folder that contains it"
-        )
-    try:
-        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-            return compose(config_name=CONFIG_NAME, overrides=list(overrides))
-    except HydraException as error:
-        raise BenchConfigError(f"invalid override in {overrides}: {error}") from error
+    return compose_named_config(CONFIG_NAME, overrides, config_dir, BenchConfigError)
 
 
 def add_bench_parser(commands: argparse._SubParsersAction) -> None:
@@ -71,28 +51,11 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="Hydra overrides of configs/bench.yaml, e.g. sections=[trunks] dtypes=[fp32]",
-    )
-    parser.add_argument(
-        "--config-dir",
-        type=Path,
-        default=None,
-        help="folder with bench.yaml (default: $SAM3_RADIO_CONFIG_DIR, else the repository's "
-        "configs/)",
-    )
+    add_config_arguments(parser, "bench", "sections=[trunks] dtypes=[fp32]")
     parser.add_argument(
         "--render-only",
         action="store_true",
         help="rewrite the report from the results JSON of an earlier run, measuring nothing",
-    )
-    parser.add_argument(
-        "--print-config",
-        action="store_true",
-        help="print the composed configuration and exit without running",
     )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from pathlib import Path
+
+from sam3_radio.hydra_config import add_config_arguments
 
 logger = logging.getLogger(__name__)
 
@@ -47,24 +48,7 @@ def add_demo_parser(commands: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="Hydra overrides of configs/demo.yaml, e.g. weights=random server.port=7861",
-    )
-    parser.add_argument(
-        "--config-dir",
-        type=Path,
-        default=None,
-        help="folder with demo.yaml (default: $SAM3_RADIO_CONFIG_DIR or the repository's configs/)",
-    )
-    parser.add_argument(
-        "--print-config",
-        action="store_true",
-        help="print the composed configuration and exit without building models",
-    )
-
+    add_config_arguments(parser, "demo", "weights=random server.port=7861")
 
 def build_runners(settings) -> list:
     """Build one image model and runner per configured backbone, sharing one feature cache."""

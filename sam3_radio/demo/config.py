@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from sam3_radio.hydra_config import compose_named_config
 from sam3_radio.model.builder import BACKBONES, check_window_size, get_backbone_preset
 from sam3_radio.model.device import SUPPORTED_DTYPES
 
 CONFIG_NAME = "demo"
-CONFIG_DIR_VARIABLE = "SAM3_RADIO_CONFIG_DIR"
 NUM_BACKBONES = 2
 BACKBONE_KEYS = {"backbone", "window_size", "weights", "radio_weights", "label"}
 
@@ -22,35 +21,9 @@ class DemoConfigError(ValueError):
     """Raised when a demo setting is missing or invalid."""
 
 
-def default_config_dir() -> Path:
-    """Return the folder that contains demo.yaml.
-
-    `$SAM3_RADIO_CONFIG_DIR` wins. Otherwise the repository's `configs/` folder
-    next to the `sam3_radio` package is used.
-    """
-    if os.environ.get(CONFIG_DIR_VARIABLE):
-        return Path(os.environ[CONFIG_DIR_VARIABLE])
-    # NOTE: configs/ sits beside the package in the source tree. An installed wheel
-    # has no copy of it, so there the folder must be given with --config-dir.
-    return Path(__file__).resolve().parents[2] / "configs"
-
-
 def compose_config(overrides: list[str], config_dir: Path | None = None) -> DictConfig:
     """Compose demo.yaml with Hydra command-line `overrides` such as `weights=random`."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-
-    config_dir = Path(config_dir or default_config_dir()).resolve()
-    if not (config_dir / f"{CONFIG_NAME}.yaml").is_file():
-        raise DemoConfigError(
-            f"{CONFIG_NAME}.yaml not found in {config_dir}: pass --config-dir or set "
-            f"${CONFIG_DIR_VARIABLE} to the folder that contains it"
-        )
-    try:
-        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-            return compose(config_name=CONFIG_NAME, overrides=list(overrides))
-    except HydraException as error:
-        raise DemoConfigError(f"invalid override in {overrides}: {error}") from error
+    return compose_named_config(CONFIG_NAME, overrides, config_dir, DemoConfigError)
 
 
 @dataclass(frozen=True)
