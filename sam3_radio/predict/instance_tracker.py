@@ -45,7 +45,7 @@ from sam3_radio.model.device import inference_context, resolve_dtype
 from sam3_radio.predict.boxes import validate_boxes_xyxy, xy_to_normalized
 from sam3_radio.predict.image import PE_INPUT_SIZE
 from sam3_radio.predict.tracker_features import TrackerFeatures
-from sam3_radio.predict.video_frames import VideoFrames
+from sam3_radio.predict.video_frames import VideoFrames, open_video_frames
 from sam3_radio.predict.video_memory import MemoryTrimmer
 
 logger = logging.getLogger(__name__)
@@ -114,16 +114,7 @@ class Sam3InstanceTracker:
         Any earlier video and its prompts are dropped.
         """
         self.close()
-        if isinstance(video, VideoFrames):
-            if video.resolution != self.resolution:
-                raise ValueError(
-                    f"the frames are resized to {video.resolution} px but this model's "
-                    f"trunk takes {self.resolution} px: open them with "
-                    f"VideoFrames(source, {self.resolution})"
-                )
-            self.frames = video
-        else:
-            self.frames = VideoFrames(video, self.resolution, self.frame_cache_size)
+        self.frames = open_video_frames(video, self.resolution, self.frame_cache_size)
         logger.info(
             "opened video %s: %d frames of %dx%d",
             self.frames.name,

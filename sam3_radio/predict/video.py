@@ -36,7 +36,7 @@ from sam3_radio.predict.boxes import (
     xyxy_to_normalized_cxcywh,
 )
 from sam3_radio.predict.image import PE_INPUT_SIZE, VISUAL_PROMPT_TEXT, _check_text
-from sam3_radio.predict.video_frames import VideoFrames
+from sam3_radio.predict.video_frames import VideoFrames, open_video_frames
 from sam3_radio.predict.video_memory import MemoryTrimmer, RleFrameOutputs
 
 logger = logging.getLogger(__name__)
@@ -101,16 +101,7 @@ class Sam3VideoTracker:
         Frames are read lazily; opening an mp4 decodes it once to count frames.
         """
         self.close()
-        if isinstance(video, VideoFrames):
-            if video.resolution != self.resolution:
-                raise ValueError(
-                    f"the frames are resized to {video.resolution} px but this model's "
-                    f"trunk takes {self.resolution} px: open them with "
-                    f"VideoFrames(source, {self.resolution})"
-                )
-            frames = video
-        else:
-            frames = VideoFrames(video, self.resolution, self.frame_cache_size)
+        frames = open_video_frames(video, self.resolution, self.frame_cache_size)
         state = {
             "image_size": self.model.image_size,
             "num_frames": len(frames),

@@ -260,6 +260,27 @@ class VideoFrames:
         self._cache.clear()
 
 
+
+def open_video_frames(
+    video: str | Path | Sequence[Image.Image | np.ndarray] | VideoFrames,
+    resolution: int,
+    cache_size: int = 2,
+) -> VideoFrames:
+    """Return `video` as `VideoFrames` at `resolution`, checking frames opened elsewhere.
+
+    Raises:
+        ValueError: `video` is a `VideoFrames` resized to another resolution.
+    """
+    if not isinstance(video, VideoFrames):
+        return VideoFrames(video, resolution, cache_size)
+    if video.resolution != resolution:
+        raise ValueError(
+            f"the frames are resized to {video.resolution} px but this model's "
+            f"trunk takes {resolution} px: open them with "
+            f"VideoFrames(source, {resolution})"
+        )
+    return video
+
 def _open_reader(source):
     if isinstance(source, (str, Path)):
         path = Path(source).expanduser()
