@@ -1,14 +1,11 @@
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from sam3_radio.annotate.config import compose_config, settings_from_config  # noqa: E402
-from sam3_radio.annotate.pipeline import run_annotation  # noqa: E402
+from sam3_radio.annotate.config import compose_config, settings_from_config
+from sam3_radio.annotate.pipeline import run_annotation
 
 TINY_MODEL = ["model.backbone=tiny-pe", "model.weights=random", "model.device=cpu"]
 

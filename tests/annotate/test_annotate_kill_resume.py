@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import TINY_MODEL
+from .conftest import TINY_MODEL
 
 # Model building alone takes tens of seconds on a loaded 2-core CPU.
 START_TIMEOUT_S = 400

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import (
+from .conftest import (
     SAMPLE_BOXES,
     TrunkCounter,
     coco_document,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 import torch
-from conftest import (
+from .conftest import (
     SAMPLE_BOXES,
     coco_document,
     settings_for,
