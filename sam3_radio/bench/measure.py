@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -22,26 +23,33 @@ _CLEAR_REFS = Path("/proc/self/clear_refs")
 # glibc's mallopt parameter for the size from which allocations get their own mapping.
 _M_MMAP_THRESHOLD = -3
 _MMAP_THRESHOLD_BYTES = 1 << 20
-_mmap_threshold_fixed = False
+_libc = None
 
 
-def _fix_mmap_threshold() -> None:
-    """Make glibc map every allocation of 1 MiB or more on its own and unmap it on free.
+def _glibc():
+    """Return glibc through ctypes with the 1 MiB mmap threshold set, or None without glibc."""
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL("libc.so.6")
+            _libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+        except (OSError, AttributeError):
+            _libc = False
+    return _libc or None
 
-    By default glibc raises this threshold after large frees and then serves
-    large tensors from already-resident heap memory, which hides them from the
-    resident set size. With a fixed threshold, the peak resident set size rises
-    by every large tensor alive at the peak.
+
+def _release_free_memory() -> None:
+    """Return freed memory to the operating system before a peak measurement.
+
+    On first use this also makes glibc map every allocation of 1 MiB or more on
+    its own and unmap it on free. By default glibc raises that threshold after
+    large frees. Freed heap memory that stays resident would then serve new
+    tensors without raising the resident set size, and hide them from the peak.
     """
-    global _mmap_threshold_fixed
-    if _mmap_threshold_fixed:
-        return
-    _mmap_threshold_fixed = True
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
-    except (OSError, AttributeError):
-        pass
+    gc.collect()
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 @dataclass(frozen=True)
@@ -92,11 +100,11 @@ def _resident_kib(field: str) -> int | None:
 def peak_memory(device: torch.device) -> Iterator[dict]:
     """Record the extra memory that the enclosed code uses at its peak, in bytes.
 
-    On CUDA this is the allocator's peak above the memory allocated on entry. On
-    CPU it is the rise of the process's peak resident set size (VmHWM), which
-    Linux resets when 5 is written to /proc/self/clear_refs; allocations of
-    1 MiB or more are counted in full (see `_fix_mmap_threshold`). The result
-    is stored under "peak_bytes", or None where neither is available.
+    On CUDA this is the allocator's peak above the memory allocated on entry.
+    On CPU it is the rise of the process's peak resident set size (VmHWM),
+    which Linux resets when 5 is written to /proc/self/clear_refs. Allocations
+    of 1 MiB or more are counted in full (see `_release_free_memory`). The
+    result is stored under "peak_bytes", or None where neither is available.
     """
     result: dict = {"peak_bytes": None}
     if device.type == "cuda":
@@ -107,7 +115,7 @@ def peak_memory(device: torch.device) -> Iterator[dict]:
         synchronize(device)
         result["peak_bytes"] = torch.cuda.max_memory_allocated(device) - start
         return
-    _fix_mmap_threshold()
+    _release_free_memory()
     start = _resident_kib("VmRSS")
     try:
         _CLEAR_REFS.write_text("5")
