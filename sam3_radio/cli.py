@@ -9,9 +9,9 @@ import time
 import warnings
 from pathlib import Path
 
-# Import-time warnings of `sam3` 0.1.4 that say nothing about the user's run: its use of
-# torch.jit.script, and its CUDA autocast decorators on machines without CUDA (this package
-# enters autocast itself, per call and per device).
+# Import-time warnings of `sam3` 0.1.4 that carry no information about the user's run: its
+# use of torch.jit.script, and its CUDA autocast decorators on machines without CUDA. This
+# package enters autocast itself, per call and per device.
 warnings.filterwarnings("ignore", message="`torch.jit.script` is deprecated", category=FutureWarning)
 warnings.filterwarnings(
     "ignore", message="CUDA is not available or torch_xla is imported", category=UserWarning

@@ -11,12 +11,14 @@ from sam3_radio.hydra_config import add_config_arguments, compose_named_config
 CONFIG_NAME = "bench"
 
 DESCRIPTION = """\
-Measure PE against C-RADIOv4 (H and SO400M) in SAM 3: trunk and trunk+neck latency and
-peak memory at the 72x72 token grid for global attention and every window size, fp32 and
-bf16; our block loop against the straightforward one; a 512-2048 px resolution sweep;
-end-to-end and many-prompt image latency; video latency per frame. Writes a markdown
-report with a plot (default docs/benchmarks.md) and the raw results as JSON. Settings come
-from configs/bench.yaml; change any of them with KEY=VALUE overrides.
+Measure PE against C-RADIOv4 (H and SO400M) in SAM 3:
+  - trunk and trunk+neck latency and peak memory at the 72x72 token grid, with global
+    attention and every window size, in fp32 and bf16
+  - our block loop against the straightforward one
+  - a 512-2048 px resolution sweep
+  - end-to-end and many-prompt image latency, and video latency per frame
+Writes a markdown report with a plot (default docs/benchmarks.md) and the raw results as
+JSON. Settings come from configs/bench.yaml. Change any of them with KEY=VALUE overrides.
 """
 
 EPILOG = """\

@@ -261,9 +261,9 @@ def render_markdown(results: dict, plot_name: str | None) -> str:
             "## Image pipeline: one text prompt, then more prompts on the encoded image",
             "",
             "End to end is encoding plus one prompt. The many-prompts column runs all prompts as "
-            "one decoder batch on the cached image, on the first backbone of each precision only "
-            "(every backbone feeds the same decoder with features of the same shape); the target "
-            f"is at most {MANY_PROMPTS_TARGET:g} times one prompt.",
+            "one decoder batch on the cached image. It runs on the first backbone of each "
+            "precision only, because every backbone feeds the same decoder with features of the "
+            f"same shape. The target is at most {MANY_PROMPTS_TARGET:g} times one prompt.",
             "",
         ]
         lines += _table(

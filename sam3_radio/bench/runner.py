@@ -7,7 +7,6 @@ import json
 import logging
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from sam3_radio.bench import pipeline, trunks
 from sam3_radio.bench.measure import autocast_for, matmul_rate, time_call
 from sam3_radio.model.builder import valid_window_sizes
 from sam3_radio.model.device import resolve_device, resolve_dtype
+from sam3_radio.radio.vitdet import run_blocks
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,10 @@ class BenchConfigError(ValueError):
 
 
 def repository_path(value: str | Path) -> Path:
-    """Resolve a config path: absolute as given, relative to the working folder if it exists
-    there, else relative to the repository."""
+    """Resolve a config path against the working folder if it exists there, else the repository.
+
+    Absolute paths are returned as given.
+    """
     path = Path(value)
     if path.is_absolute() or path.exists():
         return path
@@ -79,7 +81,10 @@ def check_config(config: DictConfig) -> None:
                 f"{16 * config.sweep.window_size} px"
             )
     if "pipeline" in config.sections and not repository_path(config.pipeline.image).is_file():
-        raise BenchConfigError(f"pipeline.image={config.pipeline.image!r} not found")
+        raise BenchConfigError(
+            f"pipeline.image={config.pipeline.image!r} not found: pass an image path, e.g. "
+            "pipeline.image=sam3_radio/samples/truck.jpg"
+        )
 
 
 def machine_description(device: torch.device) -> dict:
@@ -153,7 +158,7 @@ def run_trunks(config: DictConfig, device: torch.device) -> dict:
     progress = tqdm(total=len(cases) * len(config.dtypes), desc="trunks", unit="trunk")
     for name in config.dtypes:
         dtype = resolve_dtype(name)
-        # The rate of the MLP's first product at the 72x72 grid, the largest Linear layer.
+        # Reference rate: the first MLP product of an SO400M block at the 72x72 grid.
         rates[name] = matmul_rate(device, dtype, 72 * 72, 1152, 4304)
         necks[name] = trunks.measure_neck(device, dtype, config.repeats, config.warmup)
         timer = trunks.ProbeTimer(device, config.repeats, config.warmup)
@@ -192,13 +197,12 @@ def run_implementation(config: DictConfig, device: torch.device) -> dict:
     """Compare our ViTDet block loop with the straightforward one: same output, relative time."""
     settings = config.implementation
     case = trunks.TrunkCase(settings.backbone, settings.window_size, settings.resolution)
-    radio = trunks._radio_model(case, depth=settings.depth).to(device)
+    radio = trunks.build_radio_model(case, depth=settings.depth).to(device)
     grid = (case.grid, case.grid)
     generator = torch.Generator().manual_seed(3)
     tokens = torch.randn(
         1, radio.num_summary_tokens + case.grid**2, radio.config.embed_dim, generator=generator
     ).to(device)
-    from sam3_radio.radio.vitdet import run_blocks
 
     def ours():
         return run_blocks(
@@ -352,10 +356,4 @@ def run_bench(config: DictConfig, command: str) -> dict:
     results["total_seconds"] = sum(results["section_seconds"].values())
     results_path.write_text(json.dumps(results, indent=1))
     return results
-
-
-def command_line() -> str:
-    """Return the command that started this process, for the report."""
-    arguments = sys.argv[1:]
-    return " ".join(["sam3-radio", *arguments]) if arguments else "sam3-radio bench"
 

@@ -132,7 +132,11 @@ def _pe_trunk(depth: int, global_blocks: tuple[int, ...]) -> nn.Module:
     return sam3_parts.build_pe_trunk(spec)
 
 
-def _radio_model(case: TrunkCase, depth: int | None = None) -> RadioModel:
+def build_radio_model(case: TrunkCase, depth: int | None = None) -> RadioModel:
+    """Build the RADIO encoder of `case` with random weights, cut to `depth` blocks if given.
+
+    A cut model keeps one global block, its last.
+    """
     config = RADIO_PRESETS[get_backbone_preset(case.backbone).radio_preset]
     global_blocks = None
     if depth is not None:
@@ -177,7 +181,7 @@ def build_probe(case: TrunkCase, device: torch.device) -> Probe:
             full_parameter_count=_count_parameters(module) + (full.depth - 2) * block_parameters,
         )
 
-    radio = _radio_model(case, depth=2)
+    radio = build_radio_model(case, depth=2)
     module = RadioTrunk(radio, input_size=case.input_size).to(device).eval()
     config = radio.config
     patches = case.grid**2
@@ -210,7 +214,7 @@ def build_full_trunk(case: TrunkCase, device: torch.device) -> nn.Module:
     if case.backbone == "pe":
         with redirect_cuda(device):
             return sam3_parts.build_pe_trunk(SAM3_FULL).to(device).eval()
-    return RadioTrunk(_radio_model(case), input_size=case.input_size).to(device).eval()
+    return RadioTrunk(build_radio_model(case), input_size=case.input_size).to(device).eval()
 
 
 def random_images(case: TrunkCase, device: torch.device) -> torch.Tensor:
@@ -253,8 +257,7 @@ def measure_call(function, device, dtype, repeats: int = 1, warmup: int = 1) -> 
             counted["flops"] = count_flops(function)
         counted["peak_bytes"] = memory["peak_bytes"]
 
-    context = (torch.inference_mode(), redirect_cuda(device), autocast_for(device, dtype))
-    with context[0], context[1], context[2]:
+    with torch.inference_mode(), redirect_cuda(device), autocast_for(device, dtype):
         for _ in range(warmup):
             function()
         times = [time_call(counted_run, device, repeats=1, warmup=0).median_s]

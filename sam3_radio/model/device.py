@@ -151,8 +151,8 @@ class _Float32Convolutions(TorchFunctionMode):
     """Torch function mode that runs convolutions in fp32 inside a CPU bf16 autocast.
 
     On CPUs without bf16 instructions, PyTorch's bf16 convolutions are
-    hundreds of times slower than fp32 ones (a 3x3 256-channel convolution at
-    144x144 took 125 s against 0.5 s on an AVX2 machine), which makes SAM 3's
+    hundreds of times slower than fp32 ones: a 3x3 256-channel convolution at
+    144x144 took 125 s against 0.5 s on an AVX2 machine. That makes SAM 3's
     necks and mask heads unusable in bf16. The result is cast back to bf16, so
     the layers after a convolution see the dtype that autocast would give them.
     """

@@ -227,11 +227,11 @@ class Sam3InstanceTracker:
         Yields:
             (frame_index, detections) in tracking order, for every frame that
             at least one object has reached. `detections` contains the objects
-            whose mask is not empty on that frame: `tracker_id` is the object
-            id, `mask` bool [N, H, W] at the original size, `confidence` the
-            tracker's object score (sigmoid of its logit), and
-            `data["class_name"]` the kind of the object's prompts ('mask' or
-            'box').
+            whose mask is not empty on that frame. Its `tracker_id` is the
+            object id, `mask` is bool [N, H, W] at the original size,
+            `confidence` is the tracker's object score (sigmoid of its logit),
+            and `data["class_name"]` is the kind of the object's prompts
+            ('mask' or 'box').
         """
         frames = self._require_frames()
         if direction not in DIRECTIONS:

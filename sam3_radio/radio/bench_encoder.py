@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 from collections.abc import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
+
+from sam3_radio.bench import measure
 
 from .config import RADIO_PRESETS, RadioConfig
 from .model import RadioModel
@@ -29,14 +28,7 @@ from .vitdet import default_global_blocks
 
 def time_call(function: Callable[[], object], repeats: int, warmup: int = 1) -> float:
     """Return the median wall time of `function` in seconds over `repeats` runs after `warmup`."""
-    for _ in range(warmup):
-        function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return measure.time_call(function, torch.device("cpu"), repeats, warmup).median_s
 
 
 def matmul_flops_per_second(precision: str, size: int = 1024, repeats: int = 3) -> float:
@@ -44,15 +36,8 @@ def matmul_flops_per_second(precision: str, size: int = 1024, repeats: int = 3) 
 
     "bf16" runs under bf16 autocast, which is the path the encoder's Linear layers take.
     """
-    generator = torch.Generator().manual_seed(0)
-    left = torch.randn(size, size, generator=generator)
-    right = torch.randn(size, size, generator=generator)
-
-    def product() -> None:
-        with torch.autocast(left.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            F.linear(left, right)
-
-    return 2 * size**3 / time_call(product, repeats)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    return measure.matmul_rate(torch.device("cpu"), dtype, size, size, size, repeats)
 
 
 def encoder_flops(config: RadioConfig, resolution: int, window_size: int | None) -> float:
